@@ -1,0 +1,90 @@
+// A thin RAII wrapper over the SQLite C API for node code.
+//
+// Node code never opens files: it gets its Database from `Runtime::disk()`.
+// Every failing SQLite call throws SqliteError carrying the SQLite result code
+// and message; nothing fails silently.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace wx::sqlite {
+
+class SqliteError : public std::runtime_error {
+ public:
+  SqliteError(int code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+class Statement {
+ public:
+  Statement() = default;
+  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Statement(Statement&& o) noexcept;
+  Statement& operator=(Statement&& o) noexcept;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement();
+
+  // Parameters are 1-based, as in SQLite.
+  Statement& bind(int index, int64_t value);
+  Statement& bind(int index, double value);
+  Statement& bind(int index, std::string_view text);
+  Statement& bind_blob(int index, std::string_view bytes);
+  Statement& bind_null(int index);
+
+  // Advances; true while a row is available.
+  bool step();
+  // Runs a statement that returns no rows (INSERT/UPDATE/...).
+  void run();
+  // Ready to run again with new bindings.
+  void reset();
+
+  // Columns are 0-based, as in SQLite.
+  int64_t column_int64(int col) const;
+  double column_double(int col) const;
+  std::string column_text(int col) const;
+  std::string column_blob(int col) const;
+  bool column_is_null(int col) const;
+
+ private:
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+class Database {
+ public:
+  Database() = default;
+  // Takes ownership of an open connection.
+  explicit Database(sqlite3* db) : db_(db) {}
+  // Opens `uri` with SQLITE_OPEN_URI | READWRITE | CREATE. Throws on failure.
+  static Database open(const std::string& uri);
+  Database(Database&& o) noexcept;
+  Database& operator=(Database&& o) noexcept;
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+  // Closes the connection; an open transaction is rolled back, as after a crash.
+  ~Database();
+
+  bool is_open() const { return db_ != nullptr; }
+  void close();
+  void exec(std::string_view sql);
+  Statement prepare(std::string_view sql);
+  int64_t changes() const;
+  int64_t last_insert_rowid() const;
+  sqlite3* raw() const { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace wx::sqlite

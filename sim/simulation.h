@@ -1,0 +1,149 @@
+// Simulation: a cluster of nodes on one kernel, one network and one set of
+// disks, all driven from one root seed.
+//
+// Streams derived from the root seed (Rng::derive): "network" for latencies,
+// "node"/(id, incarnation) for each incarnation's Runtime::rng(), "buggify"
+// for fault points, and any label a caller asks for through `derive_rng`.
+// None depends on another's use, so adding a node or a consumer of one
+// stream does not shift the others.
+//
+// Node lifecycle (all recorded in the trace):
+//   start(id)    constructs a new incarnation (Runtime, then Node, then
+//                Node::start) with the node's surviving disk;
+//   crash(id)    kills the incarnation: its kernel events become inert, every
+//                spawned task is destroyed, then the Node, then the Runtime
+//                (closing its database connection, so uncommitted work is
+//                lost); its connections break;
+//   restart(id)  crash (if up) + start;
+//   wipe(id)     crash (if up) + lose the disk; start() later begins empty.
+//
+// A task that throws fails the run: `run_*` return false and `failure()`
+// says which node and what was thrown. Everything runs on the caller's thread.
+#pragma once
+
+#include "sim/sim_only.h"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nodes/runtime/node.h"
+#include "nodes/runtime/runtime.h"
+#include "sim/kernel.h"
+#include "sim/network.h"
+#include "sim/sim_disk.h"
+#include "sim/sim_runtime.h"
+#include "sim/topology.h"
+
+namespace wx::sim {
+
+struct LogLine {
+  TimePoint at;
+  NodeId node;
+  uint32_t incarnation;
+  LogLevel level;
+  std::string message;
+};
+
+struct SimConfig {
+  uint64_t seed = 1;
+  LatencyConfig latency;
+  LogLevel log_level = LogLevel::warn;
+  // Where log lines at or above log_level go; default: stderr.
+  std::function<void(const LogLine&)> log_sink;
+  size_t trace_records_max = 0;
+  bool buggify = false;
+  double buggify_site_enable_p = 0.25;  // per site, once per run
+  double buggify_fire_p = 0.25;         // per evaluation of an enabled site
+};
+
+struct NodeSpec {
+  std::string name;
+  Placement placement;
+  NodeFactory factory;
+};
+
+class Simulation {
+ public:
+  explicit Simulation(SimConfig config);
+  ~Simulation();
+  Simulation(const Simulation&) = delete;
+  Simulation& operator=(const Simulation&) = delete;
+
+  // Node ids are assigned 1, 2, 3… in order of addition.
+  NodeId add_node(NodeSpec spec);
+  void start(NodeId id);
+  void crash(NodeId id);
+  void restart(NodeId id);
+  void wipe(NodeId id);
+  // Sets the node's local clock offset from global time (takes effect at its
+  // next incarnation and for timers scheduled from now on).
+  void set_clock_offset(NodeId id, Duration offset);
+
+  bool is_up(NodeId id) const;
+  uint32_t incarnation(NodeId id) const;
+  size_t node_count() const { return nodes_.size(); }
+  const NodeSpec& spec(NodeId id) const;
+  // The live Node object of `id`, or nullptr if down (or not a T).
+  template <class T>
+  T* node_as(NodeId id) {
+    Slot& s = slot(id);
+    return s.node ? dynamic_cast<T*>(s.node.get()) : nullptr;
+  }
+  SimNodeRuntime* runtime(NodeId id) { return slot(id).rt.get(); }
+
+  // Scripted action at global time `at`, recorded in the trace.
+  void at(TimePoint at, std::function<void()> action);
+
+  bool run_until(TimePoint limit) { return kernel_.run_until(limit); }
+  bool run_for(Duration d) { return kernel_.run_until(kernel_.now() + d); }
+  // Runs until `done()` holds (checked after every event) or `limit`.
+  bool run_until(const std::function<bool()>& done, TimePoint limit);
+
+  TimePoint now() const { return kernel_.now(); }
+  Kernel& kernel() { return kernel_; }
+  Network& network() { return network_; }
+  const SimConfig& config() const { return config_; }
+  uint64_t seed() const { return config_.seed; }
+  uint64_t trace_hash() const { return kernel_.trace().hash(); }
+  const std::optional<std::string>& failure() const { return kernel_.failure(); }
+  Rng derive_rng(std::string_view label, uint64_t index = 0) const {
+    return Rng::derive(config_.seed, label, index);
+  }
+
+  // --- for SimNodeRuntime / Network ---------------------------------------
+  bool buggify(NodeId node, std::string_view site);
+  void log(NodeId node, uint32_t incarnation, LogLevel level, std::string_view message);
+  // Delivers to the node if it is up and still the incarnation `incarnation`
+  // (0: any). False if it is not, or its inbox is full.
+  enum class Arrival { delivered, node_gone, inbox_full };
+  Arrival arrive(NodeId to, uint32_t incarnation, Inbound in);
+  const Placement& placement(NodeId id) const { return spec(id).placement; }
+  bool knows(NodeId id) const { return id.value >= 1 && id.value <= nodes_.size(); }
+
+ private:
+  struct Slot {
+    NodeSpec spec;
+    uint32_t incarnation = 0;
+    Duration clock_offset;
+    std::unique_ptr<SimNodeRuntime> rt;
+    std::unique_ptr<Node> node;
+  };
+  Slot& slot(NodeId id);
+  const Slot& slot(NodeId id) const;
+
+  SimConfig config_;
+  Kernel kernel_;
+  Network network_;
+  DiskStore disks_;
+  std::vector<Slot> nodes_;
+  Rng buggify_rng_;
+  std::map<std::string, bool, std::less<>> buggify_sites_;
+};
+
+}  // namespace wx::sim

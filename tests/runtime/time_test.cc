@@ -1,0 +1,42 @@
+#include "nodes/runtime/time.h"
+
+#include <gtest/gtest.h>
+
+namespace wx {
+namespace {
+
+using namespace time_literals;
+
+TEST(Time, ArithmeticKeepsUnitsStraight) {
+  EXPECT_EQ((1_s).ns(), 1'000'000'000);
+  EXPECT_EQ((1_ms + 500_us).ns(), 1'500'000);
+  EXPECT_EQ((TimePoint::zero() + 2_s) - (TimePoint::zero() + 500_ms), 1500_ms);
+  EXPECT_LT(999_us, 1_ms);
+  EXPECT_EQ(3_s / 1_ms, 3000);
+}
+
+TEST(Time, ParsesDurations) {
+  EXPECT_EQ(parse_duration("250ms"), 250_ms);
+  EXPECT_EQ(parse_duration("1.5s"), 1500_ms);
+  EXPECT_EQ(parse_duration("1m30s"), 90_s);
+  EXPECT_EQ(parse_duration("42ns"), 42_ns);
+  EXPECT_EQ(parse_duration("10us"), 10_us);
+  EXPECT_EQ(parse_duration("2h"), seconds(7200));
+}
+
+TEST(Time, RejectsMalformedDurations) {
+  for (const char* bad : {"", "10", "ms", "1.5", "abc", "10 ms", "1x", ".s", "-1s",
+                          "99999999999999999999s"}) {
+    EXPECT_FALSE(parse_duration(bad).has_value()) << "accepted '" << bad << "'";
+  }
+}
+
+TEST(Time, FormatsDurations) {
+  EXPECT_EQ(to_string(1500_ms), "1500ms");
+  EXPECT_EQ(to_string(2_s), "2s");
+  EXPECT_EQ(to_string(0_s), "0s");
+  EXPECT_EQ(to_string(TimePoint::zero() + 1500_ms), "1.500000s");
+}
+
+}  // namespace
+}  // namespace wx
