@@ -123,3 +123,26 @@ TEST(Kernel, TraceHashCoversTimeOrderAndTags) {
 
 }  // namespace
 }  // namespace wx::sim
+
+namespace wx::sim {
+namespace {
+
+// Regression: run_until_idle(max_events) computed its stop point as
+// executed + max_events, which wrapped around for the default UINT64_MAX on
+// any call after the first event, so a second call ran nothing. Found by
+// Kernel.CancelledEventsNeverRunAndIdsAreNotReused.
+TEST(Kernel, RunUntilIdleCanBeCalledRepeatedly) {
+  Kernel k;
+  int ran = 0;
+  k.schedule_after(1_ms, kKernelOwner, {}, [&] { ++ran; });
+  ASSERT_TRUE(k.run_until_idle());
+  k.schedule_after(1_ms, kKernelOwner, {}, [&] { ++ran; });
+  ASSERT_TRUE(k.run_until_idle());
+  EXPECT_EQ(ran, 2);
+  for (int i = 0; i < 10; ++i) k.schedule_after(1_ms, kKernelOwner, {}, [&] { ++ran; });
+  ASSERT_TRUE(k.run_until_idle(3));
+  EXPECT_EQ(ran, 5) << "max_events bounds one call";
+}
+
+}  // namespace
+}  // namespace wx::sim
