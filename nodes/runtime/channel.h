@@ -28,6 +28,14 @@ class Channel {
 
   // False if the queue already holds capacity_max items (the item is dropped).
   [[nodiscard]] bool push(T item) {
+    if (waiters_.empty() && items_.size() >= capacity_max_) return false;
+    push_unbounded(std::move(item));
+    return true;
+  }
+
+  // Queues even past capacity_max. Only for items whose number is bounded
+  // elsewhere (e.g. one connection reset per broken connection).
+  void push_unbounded(T item) {
     if (!waiters_.empty()) {
       PopAwaiter* w = waiters_.front();
       waiters_.pop_front();
@@ -35,11 +43,9 @@ class Channel {
       w->value_.emplace(std::move(item));
       std::coroutine_handle<> h = w->handle_;
       w->wake_ = rt_.call_at(rt_.now(), [h] { h.resume(); });
-      return true;
+      return;
     }
-    if (items_.size() >= capacity_max_) return false;
     items_.push_back(std::move(item));
-    return true;
   }
 
   size_t size() const { return items_.size(); }

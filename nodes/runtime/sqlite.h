@@ -42,7 +42,10 @@ class Statement {
   Statement& bind_blob(int index, std::string_view bytes);
   Statement& bind_null(int index);
 
-  // Advances; true while a row is available.
+  // Advances; true while a row is available. A statement left mid-result
+  // (stepped but neither run to the end nor reset) keeps SQLite's implicit
+  // read transaction open, and writes made meanwhile outside BEGIN…COMMIT
+  // are then not committed: reset() or destroy statements you stop early.
   bool step();
   // Runs a statement that returns no rows (INSERT/UPDATE/...).
   void run();

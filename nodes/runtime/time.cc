@@ -6,9 +6,10 @@
 namespace wx {
 
 std::string to_string(Duration d) {
+  // The largest unit the magnitude reaches; whole numbers print bare
+  // ("2s", "750us"), others with up to three decimals ("1.5s", "456.526us").
   const int64_t ns = d.ns();
   const int64_t mag = ns < 0 ? -ns : ns;
-  char buf[64];
   if (mag == 0) return "0s";
   struct Unit {
     int64_t scale;
@@ -17,21 +18,23 @@ std::string to_string(Duration d) {
   static constexpr Unit kUnits[] = {{3'600'000'000'000, "h"}, {60'000'000'000, "m"},
                                     {1'000'000'000, "s"},     {1'000'000, "ms"},
                                     {1'000, "us"},            {1, "ns"}};
-  for (const Unit& u : kUnits) {
-    if (mag % u.scale == 0) {
-      std::snprintf(buf, sizeof buf, "%lld%s", static_cast<long long>(ns / u.scale), u.name);
-      return buf;
+  const Unit* u = &kUnits[5];
+  for (const Unit& cand : kUnits) {
+    if (mag >= cand.scale) {
+      u = &cand;
+      break;
     }
   }
-  // Not a whole number of any unit above ns: show in the largest unit below it.
-  for (const Unit& u : kUnits) {
-    if (mag >= u.scale) {
-      std::snprintf(buf, sizeof buf, "%.3f%s", static_cast<double>(ns) / static_cast<double>(u.scale),
-                    u.name);
-      return buf;
-    }
+  char buf[64];
+  if (mag % u->scale == 0) {
+    std::snprintf(buf, sizeof buf, "%lld%s", static_cast<long long>(ns / u->scale), u->name);
+    return buf;
   }
-  return "0s";
+  std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(ns) / static_cast<double>(u->scale));
+  std::string out = buf;
+  while (out.back() == '0') out.pop_back();
+  if (out.back() == '.') out.pop_back();
+  return out + u->name;
 }
 
 std::string to_string(TimePoint t) {

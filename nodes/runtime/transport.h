@@ -7,7 +7,17 @@
 //     learns of it by an Inbound of kind `reset` for that peer — or, when the
 //     network just goes silent, only by its own timeouts.
 //   * The next send after a reset opens a new connection.
-// A frame is opaque bytes (protobuf in practice) of at most frame_bytes_max.
+//   * A reset names a peer, not a connection: where two connections to one
+//     peer exist (both dialled at once), the break of either is reported.
+//   * Resets always reach the inbox, even a full one (they are bounded by the
+//     number of connections); frames beyond inbox_frames_max break their
+//     connection instead.
+// A frame is opaque bytes (protobuf in practice) of at most frame_bytes_max;
+// an empty frame is legal (an empty protobuf message serialises to nothing).
+//
+// Addressing: in simulation every node of the cluster can be sent to; in
+// production, the peers in the node's address table, plus any node while a
+// connection it dialled in is up (a client without a listening address).
 #pragma once
 
 #include <cstddef>
@@ -55,9 +65,16 @@ class Transport {
   size_t inbox_size() const { return inbox_.size(); }
 
  protected:
-  // For implementations: hands an arrival to the node. False when the inbox
-  // is full; the caller must then treat the connection as broken.
-  [[nodiscard]] bool deliver(Inbound in) { return inbox_.push(std::move(in)); }
+  // For implementations: hands an arrival to the node. False when a frame
+  // finds the inbox full; the caller must then break that connection (whose
+  // reset, like every reset, is always accepted).
+  [[nodiscard]] bool deliver(Inbound in) {
+    if (in.kind == Inbound::Kind::reset) {
+      inbox_.push_unbounded(std::move(in));
+      return true;
+    }
+    return inbox_.push(std::move(in));
+  }
 
  private:
   size_t frame_bytes_max_;

@@ -32,7 +32,10 @@ TEST(Time, RejectsMalformedDurations) {
 }
 
 TEST(Time, FormatsDurations) {
-  EXPECT_EQ(to_string(1500_ms), "1500ms");
+  EXPECT_EQ(to_string(1500_ms), "1.5s");
+  EXPECT_EQ(to_string(456526_ns), "456.526us");
+  EXPECT_EQ(to_string(-2_ms), "-2ms");
+  EXPECT_EQ(to_string(90_s), "1.5m");
   EXPECT_EQ(to_string(2_s), "2s");
   EXPECT_EQ(to_string(0_s), "0s");
   EXPECT_EQ(to_string(TimePoint::zero() + 1500_ms), "1.500000s");
