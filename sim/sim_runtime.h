@@ -43,6 +43,8 @@ class SimNodeRuntime final : public Runtime {
   TimePoint now() const override;
   TimerId call_at(TimePoint at, UniqueFunction fn) override;
   bool cancel(TimerId id) override;
+  // Simulated CPU work: holds the caller for `cost` of virtual time.
+  SleepAwaiter compute(Duration cost) override { return sleep(cost); }
   Rng& rng() override { return rng_; }
   Transport& transport() override { return transport_; }
   Disk& disk() override { return disk_; }

@@ -70,6 +70,12 @@ class Runtime {
   SleepAwaiter sleep(Duration d);
   SleepAwaiter sleep_until(TimePoint t);
 
+  // co_await rt.compute(cost): CPU work of `cost`. In simulation the caller
+  // is held for `cost` of virtual time, which is how service costs turn into
+  // busy workers, queues and overload; in production the real work already
+  // takes real time, so this returns at once without suspending.
+  virtual SleepAwaiter compute(Duration cost);
+
   // --- tasks ------------------------------------------------------------
   // Starts `task` as a root task owned by this Runtime: it runs at once until
   // its first suspension, and is destroyed when it completes or when the
@@ -130,13 +136,15 @@ class Runtime {
 // (a crash), the destructor cancels the timer, so it never resumes a dead frame.
 class Runtime::SleepAwaiter {
  public:
-  SleepAwaiter(Runtime& rt, TimePoint at) : rt_(rt), at_(at) {}
+  SleepAwaiter(Runtime& rt, TimePoint at, bool ready = false) : rt_(rt), at_(at), ready_(ready) {}
+  // An awaiter that does not suspend at all.
+  static SleepAwaiter ready(Runtime& rt) { return SleepAwaiter(rt, TimePoint::zero(), true); }
   SleepAwaiter(const SleepAwaiter&) = delete;
   SleepAwaiter& operator=(const SleepAwaiter&) = delete;
   ~SleepAwaiter() {
     if (timer_ != 0) rt_.cancel(timer_);
   }
-  bool await_ready() const noexcept { return false; }
+  bool await_ready() const noexcept { return ready_; }
   void await_suspend(std::coroutine_handle<> h) {
     timer_ = rt_.call_at(at_, [h] { h.resume(); });
   }
@@ -146,9 +154,11 @@ class Runtime::SleepAwaiter {
   Runtime& rt_;
   TimePoint at_;
   TimerId timer_ = 0;
+  bool ready_;
 };
 
 inline Runtime::SleepAwaiter Runtime::sleep(Duration d) { return SleepAwaiter(*this, now() + d); }
 inline Runtime::SleepAwaiter Runtime::sleep_until(TimePoint t) { return SleepAwaiter(*this, t); }
+inline Runtime::SleepAwaiter Runtime::compute(Duration) { return SleepAwaiter::ready(*this); }
 
 }  // namespace wx

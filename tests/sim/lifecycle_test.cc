@@ -329,3 +329,36 @@ TEST(Buggify, OffByDefaultSeededWhenOn) {
 
 }  // namespace
 }  // namespace wx::sim
+
+namespace wx::sim {
+namespace {
+
+class ComputeNode final : public Node {
+ public:
+  ComputeNode(Runtime& rt, std::vector<int64_t>* done_at) : rt_(rt), done_at_(done_at) {}
+  std::string_view kind() const override { return "compute"; }
+  void start() override {
+    for (int i = 0; i < 3; ++i) rt_.spawn(work(), "work");
+  }
+
+ private:
+  Task<void> work() {
+    co_await rt_.compute(5_ms);
+    done_at_->push_back(rt_.now().ns());
+  }
+  Runtime& rt_;
+  std::vector<int64_t>* done_at_;
+};
+
+TEST(Lifecycle, ComputeHoldsTheCallerForItsCostInVirtualTime) {
+  std::vector<int64_t> done_at;
+  Simulation sim(SimConfig{});
+  NodeId id = sim.add_node({"c", Placement{}, [&done_at](Runtime& rt) { return std::make_unique<ComputeNode>(rt, &done_at); }});
+  sim.start(id);
+  EXPECT_TRUE(done_at.empty()) << "compute must suspend in simulation";
+  sim.run_for(1_s);
+  EXPECT_EQ(done_at, (std::vector<int64_t>{(5_ms).ns(), (5_ms).ns(), (5_ms).ns()}));
+}
+
+}  // namespace
+}  // namespace wx::sim
