@@ -1,6 +1,8 @@
 #include "sim/sim_runtime.h"
 
+#include <algorithm>
 #include <exception>
+#include <stdexcept>
 
 #include "sim/simulation.h"
 
@@ -33,14 +35,116 @@ SimNodeRuntime::~SimNodeRuntime() {
   destroy_tasks();
 }
 
-TimePoint SimNodeRuntime::now() const { return sim_.kernel().now() + clock_offset_; }
-
-TimerId SimNodeRuntime::call_at(TimePoint at, UniqueFunction fn) {
-  return sim_.kernel().schedule_at(at - clock_offset_, owner_, TraceTag{TraceKind::timer, id_.value, 0},
-                                   std::move(fn));
+TimePoint SimNodeRuntime::now() const {
+  const TimePoint t = sim_.kernel().now() + clock_offset_;
+  return t < clock_floor_ ? clock_floor_ : t;
 }
 
-bool SimNodeRuntime::cancel(TimerId id) { return sim_.kernel().cancel(id); }
+TimePoint SimNodeRuntime::to_global(TimePoint local_at) const {
+  // Past the floor, local time is global + offset; at or before now, at once.
+  const TimePoint global_now = sim_.kernel().now();
+  const TimePoint local_now = std::max(global_now + clock_offset_, clock_floor_);
+  return local_at <= local_now ? global_now : local_at - clock_offset_;
+}
+
+EventId SimNodeRuntime::arm(uint32_t index) {
+  Timer& t = timers_[index];
+  const uint32_t generation = t.generation;
+  return sim_.kernel().schedule_at(to_global(t.local_at), owner_,
+                                   TraceTag{TraceKind::timer, id_.value, 0},
+                                   [this, index, generation] { fire(index, generation); });
+}
+
+// Two kinds of TimerId, told apart by the top bit:
+//  * a timer already due when set (a channel wake-up, a yield) can never need
+//    re-timing — local time only moves forward, so it stays due — and goes
+//    straight to the kernel: its id is the kernel's EventId, top bit clear;
+//  * a timer in the future lives in the slot table: top bit set, then 31 bits
+//    of generation, then slot index + 1 (never 0); a stale id of a reused slot
+//    has the wrong generation.
+namespace {
+constexpr uint64_t kTableTimerBit = uint64_t{1} << 63;
+constexpr uint32_t kGenerationMask = 0x7fffffffu;
+}  // namespace
+
+TimerId SimNodeRuntime::call_at(TimePoint at, UniqueFunction fn) {
+  const TimePoint global_now = sim_.kernel().now();
+  if (at <= std::max(global_now + clock_offset_, clock_floor_)) {
+    const EventId id = sim_.kernel().schedule_at(
+        global_now, owner_, TraceTag{TraceKind::timer, id_.value, 0}, std::move(fn));
+    // Kernel ids keep the top bit clear below 2^25 event slots in use at once
+    // (its limit is 2^26); past that the two kinds would be confused.
+    if (id & kTableTimerBit) {
+      throw std::length_error("sim runtime: more than 2^25 pending kernel events");
+    }
+    return id;
+  }
+  uint32_t index;
+  if (!free_timers_.empty()) {
+    index = free_timers_.back();
+    free_timers_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(timers_.size());
+    timers_.emplace_back();
+  }
+  Timer& t = timers_[index];
+  t.fn = std::move(fn);
+  t.local_at = at;
+  t.order = timer_order_++;
+  t.generation = (t.generation + 1) & kGenerationMask;
+  t.live = true;
+  t.event = arm(index);
+  return kTableTimerBit | (static_cast<uint64_t>(t.generation) << 32) | (uint64_t{index} + 1);
+}
+
+void SimNodeRuntime::release(uint32_t index) {
+  Timer& t = timers_[index];
+  t.fn.reset();
+  t.live = false;
+  t.event = 0;
+  free_timers_.push_back(index);
+}
+
+void SimNodeRuntime::fire(uint32_t index, uint32_t generation) {
+  Timer& t = timers_[index];
+  if (!t.live || t.generation != generation) return;
+  UniqueFunction fn = std::move(t.fn);
+  release(index);  // before the call: fn may set timers (and grow timers_)
+  fn();
+}
+
+bool SimNodeRuntime::cancel(TimerId id) {
+  if (!(id & kTableTimerBit)) return sim_.kernel().cancel(id);
+  const uint64_t low = id & 0xffffffffULL;
+  if (low == 0 || low > timers_.size()) return false;
+  const uint32_t index = static_cast<uint32_t>(low - 1);
+  Timer& t = timers_[index];
+  if (!t.live || t.generation != (static_cast<uint32_t>(id >> 32) & kGenerationMask)) return false;
+  sim_.kernel().cancel(t.event);
+  release(index);
+  return true;
+}
+
+void SimNodeRuntime::set_clock_offset(Duration offset) {
+  const TimePoint local_now = now();
+  clock_offset_ = offset;
+  if (sim_.kernel().now() + offset < local_now) clock_floor_ = local_now;  // stall, never go back
+  // Re-time every pending timer to its local deadline, in (deadline, call
+  // order) so that ties keep the order they were set in.
+  std::vector<uint32_t> pending;
+  for (uint32_t i = 0; i < timers_.size(); ++i) {
+    if (timers_[i].live) pending.push_back(i);
+  }
+  std::sort(pending.begin(), pending.end(), [this](uint32_t a, uint32_t b) {
+    const Timer& x = timers_[a];
+    const Timer& y = timers_[b];
+    return x.local_at != y.local_at ? x.local_at < y.local_at : x.order < y.order;
+  });
+  for (uint32_t i : pending) {
+    sim_.kernel().cancel(timers_[i].event);
+    timers_[i].event = arm(i);
+  }
+}
 
 bool SimNodeRuntime::buggify(std::string_view site) { return sim_.buggify(id_, site); }
 

@@ -3,14 +3,24 @@
 // One object per node incarnation, owned by the Simulation. Timers become
 // kernel events owned by this incarnation; when it crashes the kernel kills
 // the owner, so none of them can run, and teardown() destroys every spawned
-// task first (runtime.h). Local time is the kernel's time plus this node's
-// clock offset (a clock-skew fault), never going backwards.
+// task first (runtime.h).
+//
+// Local time is the kernel's time plus this node's clock offset (a clock-skew
+// fault), never going backwards: when the offset is lowered on a running
+// node, local time stalls at the value it had until global time + offset
+// catches up. Timers set for the future are kept by local deadline in a slot
+// table here (the kernel event of each is re-timed when the offset changes),
+// so a new offset takes effect at once for now() and for every pending timer;
+// timers due at the same local time keep their call order. Timers already due
+// when set go straight to the kernel (they stay due whatever the clock does).
 #pragma once
 
 #include "sim/sim_only.h"
 
+#include <limits>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "nodes/runtime/runtime.h"
 #include "nodes/runtime/transport.h"
@@ -52,6 +62,12 @@ class SimNodeRuntime final : public Runtime {
   LogLevel log_level() const override;
   void log_write(LogLevel level, std::string_view message) override;
 
+  // Clock skew from now on (Simulation::set_clock_offset calls this).
+  void set_clock_offset(Duration offset);
+  Duration clock_offset() const { return clock_offset_; }
+  // Timers set for the future and not yet fired or cancelled (the slot table).
+  size_t pending_timers() const { return timers_.size() - free_timers_.size(); }
+
   uint32_t incarnation() const { return incarnation_; }
   OwnerId owner() const { return owner_; }
   SimTransport& sim_transport() { return transport_; }
@@ -66,7 +82,26 @@ class SimNodeRuntime final : public Runtime {
   NodeId id_;
   uint32_t incarnation_;
   OwnerId owner_;
+  struct Timer {
+    UniqueFunction fn;
+    TimePoint local_at;
+    uint64_t order = 0;  // call order, for re-timing ties
+    EventId event = 0;
+    uint32_t generation = 0;
+    bool live = false;
+  };
+  // The global time at which local time reaches `local_at` (now if passed).
+  TimePoint to_global(TimePoint local_at) const;
+  EventId arm(uint32_t index);
+  void fire(uint32_t index, uint32_t generation);
+  void release(uint32_t index);
+
   Duration clock_offset_;
+  // Local time never reads below this (raised when the offset decreases).
+  TimePoint clock_floor_ = TimePoint::from_ns(std::numeric_limits<int64_t>::min());
+  std::vector<Timer> timers_;
+  std::vector<uint32_t> free_timers_;
+  uint64_t timer_order_ = 0;
   Rng rng_;
   SimTransport transport_;
   SimDisk disk_;

@@ -15,7 +15,10 @@ void default_log_sink(const LogLine& line) {
 Simulation::Simulation(SimConfig config)
     : config_(std::move(config)),
       kernel_(config_.trace_records_max),
-      network_(*this, config_.latency, Rng::derive(config_.seed, "network")),
+      topology_(config_.latency),
+      faults_(*this),
+      network_(*this, topology_, faults_, config_.tcp, Rng::derive(config_.seed, "network"),
+               Rng::derive(config_.seed, "network.loss")),
       buggify_rng_(Rng::derive(config_.seed, "buggify")) {
   if (!config_.log_sink) config_.log_sink = default_log_sink;
 }
@@ -43,15 +46,26 @@ const Simulation::Slot& Simulation::slot(NodeId id) const {
 
 NodeId Simulation::add_node(NodeSpec spec) {
   if (!spec.factory) throw std::invalid_argument("simulation: node '" + spec.name + "' has no factory");
+  const NodeId id{static_cast<uint32_t>(nodes_.size() + 1)};
+  topology_.place(id, spec.placement);  // throws on a bad placement, before anything changes
   nodes_.push_back(Slot{std::move(spec), 0, Duration::zero(), nullptr, nullptr});
-  return NodeId{static_cast<uint32_t>(nodes_.size())};
+  return id;
 }
 
 const NodeSpec& Simulation::spec(NodeId id) const { return slot(id).spec; }
 bool Simulation::is_up(NodeId id) const { return knows(id) && slot(id).node != nullptr; }
 uint32_t Simulation::incarnation(NodeId id) const { return slot(id).incarnation; }
 
-void Simulation::set_clock_offset(NodeId id, Duration offset) { slot(id).clock_offset = offset; }
+void Simulation::set_clock_offset(NodeId id, Duration offset) {
+  Slot& s = slot(id);
+  s.clock_offset = offset;
+  const std::string what =
+      "clock " + to_string(id) + " offset " +
+      (offset < Duration::zero() ? "-" + to_string(-offset) : to_string(offset));
+  kernel_.note(TraceTag{TraceKind::fault, id.value, fnv1a64(what)});
+  log(id, s.incarnation, LogLevel::info, "fault: " + what);
+  if (s.rt) s.rt->set_clock_offset(offset);
+}
 
 void Simulation::start(NodeId id) {
   Slot& s = slot(id);

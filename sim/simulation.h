@@ -2,8 +2,9 @@
 // disks, all driven from one root seed.
 //
 // Streams derived from the root seed (Rng::derive): "network" for latencies,
-// "node"/(id, incarnation) for each incarnation's Runtime::rng(), "buggify"
-// for fault points, and any label a caller asks for through `derive_rng`.
+// "network.loss" for lost tries, "node"/(id, incarnation) for each
+// incarnation's Runtime::rng(), "buggify" for fault points, and any label a
+// caller asks for through `derive_rng`.
 // None depends on another's use, so adding a node or a consumer of one
 // stream does not shift the others.
 //
@@ -16,6 +17,11 @@
 //                lost); its connections break;
 //   restart(id)  crash (if up) + start;
 //   wipe(id)     crash (if up) + lose the disk; start() later begins empty.
+//
+// The network: `topology()` is the datacenter graph every node is placed on
+// when added (topology.h); `faults()` injects partitions, loss, delay,
+// clogging, link and zone outages and clock skew (faults.h); `network()`
+// carries the frames (network.h). docs/network.md describes the model.
 //
 // A task that throws fails the run: `run_*` return false and `failure()`
 // says which node and what was thrown. Everything runs on the caller's thread.
@@ -34,6 +40,7 @@
 
 #include "nodes/runtime/node.h"
 #include "nodes/runtime/runtime.h"
+#include "sim/faults.h"
 #include "sim/kernel.h"
 #include "sim/network.h"
 #include "sim/sim_disk.h"
@@ -52,7 +59,8 @@ struct LogLine {
 
 struct SimConfig {
   uint64_t seed = 1;
-  LatencyConfig latency;
+  LatencyConfig latency;  // per-tier link latencies of the topology
+  TcpConfig tcp;          // retransmission timeouts for lossy routes
   LogLevel log_level = LogLevel::warn;
   // Where log lines at or above log_level go; default: stderr.
   std::function<void(const LogLine&)> log_sink;
@@ -81,9 +89,13 @@ class Simulation {
   void crash(NodeId id);
   void restart(NodeId id);
   void wipe(NodeId id);
-  // Sets the node's local clock offset from global time (takes effect at its
-  // next incarnation and for timers scheduled from now on).
+  // Clock skew: the node's local clock reads global time + offset, from now
+  // on, also for a running incarnation (its pending timers are re-timed to
+  // their local deadlines) and for later incarnations. A running node's local
+  // time never goes backwards: when the offset decreases, its clock stalls
+  // until global time + offset catches up. Noted in the trace as a fault.
   void set_clock_offset(NodeId id, Duration offset);
+  Duration clock_offset(NodeId id) const { return slot(id).clock_offset; }
 
   bool is_up(NodeId id) const;
   uint32_t incarnation(NodeId id) const;
@@ -108,6 +120,9 @@ class Simulation {
   TimePoint now() const { return kernel_.now(); }
   Kernel& kernel() { return kernel_; }
   Network& network() { return network_; }
+  Topology& topology() { return topology_; }
+  const Topology& topology() const { return topology_; }
+  Faults& faults() { return faults_; }
   const SimConfig& config() const { return config_; }
   uint64_t seed() const { return config_.seed; }
   uint64_t trace_hash() const { return kernel_.trace().hash(); }
@@ -139,6 +154,8 @@ class Simulation {
 
   SimConfig config_;
   Kernel kernel_;
+  Topology topology_;
+  Faults faults_;
   Network network_;
   DiskStore disks_;
   std::vector<Slot> nodes_;

@@ -39,14 +39,16 @@ TEST(EchoSim, PingsAcrossThreeZonesAllSucceedWithZoneLatencies) {
   EXPECT_EQ(p->stats().sent, 300u);
   EXPECT_EQ(p->stats().ok, 300u);
   const sim::LatencyConfig lc;
+  const sim::LatencyBounds same_zone = lc.bounds(sim::Proximity::same_zone);
+  const sim::LatencyBounds other_zone = lc.bounds(sim::Proximity::same_datacenter);
   for (const echo::PingOutcome& o : p->outcomes()) {
     ASSERT_EQ(o.result, echo::PingOutcome::Result::ok);
-    if (o.target == echoes[0]) {  // same zone: two intra-zone hops
-      EXPECT_GE(o.rtt, lc.intra_zone_min * 2);
-      EXPECT_LE(o.rtt, lc.intra_zone_max * 2);
+    if (o.target == echoes[0]) {  // same zone: one way each, both within the zone
+      EXPECT_GE(o.rtt, same_zone.min * 2);
+      EXPECT_LE(o.rtt, same_zone.max * 2);
     } else {
-      EXPECT_GE(o.rtt, lc.inter_zone_min * 2);
-      EXPECT_LE(o.rtt, lc.inter_zone_max * 2);
+      EXPECT_GE(o.rtt, other_zone.min * 2);
+      EXPECT_LE(o.rtt, other_zone.max * 2);
     }
   }
   for (NodeId e : echoes) EXPECT_EQ(s.node_as<echo::EchoServer>(e)->served_total(), 100u);

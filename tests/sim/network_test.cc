@@ -1,5 +1,6 @@
-// The first network model: tiered latency, FIFO per connection, resets on
-// crash and on connecting to a down node.
+// The network's connection model: latency by placement, FIFO per
+// connection, resets on crash and on connecting to a down node. Faults are
+// in faults_test.cc, the graph in topology_test.cc.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -61,18 +62,21 @@ TEST(Network, LatencyFollowsTheTiers) {
   f.send(a, r, "other-dc");
   ASSERT_TRUE(f.sim.run_for(1_s));
   const LatencyConfig lc;
+  const LatencyBounds zone_b = lc.bounds(Proximity::same_zone);
+  const LatencyBounds inter_b = lc.bounds(Proximity::same_datacenter);
+  const LatencyBounds dc_b = lc.bounds(Proximity::remote);
   ASSERT_EQ(f.logs[a2.value].size(), 1u);
   ASSERT_EQ(f.logs[b.value].size(), 1u);
   ASSERT_EQ(f.logs[r.value].size(), 1u);
   const Duration zone = f.logs[a2.value][0].at - TimePoint::zero();
   const Duration inter = f.logs[b.value][0].at - TimePoint::zero();
   const Duration dc = f.logs[r.value][0].at - TimePoint::zero();
-  EXPECT_GE(zone, lc.intra_zone_min);
-  EXPECT_LE(zone, lc.intra_zone_max);
-  EXPECT_GE(inter, lc.inter_zone_min);
-  EXPECT_LE(inter, lc.inter_zone_max);
-  EXPECT_GE(dc, lc.inter_dc_min);
-  EXPECT_LE(dc, lc.inter_dc_max);
+  EXPECT_GE(zone, zone_b.min);
+  EXPECT_LE(zone, zone_b.max);
+  EXPECT_GE(inter, inter_b.min);
+  EXPECT_LE(inter, inter_b.max);
+  EXPECT_GE(dc, dc_b.min);
+  EXPECT_LE(dc, dc_b.max);
 }
 
 TEST(Network, FramesOnOneConnectionArriveInOrder) {
@@ -95,7 +99,8 @@ TEST(Network, CrashLosesFramesInFlightAndResetsThePeer) {
   f.send(a, b, "hello");
   f.sim.run_for(10_ms);
   ASSERT_EQ(f.logs[b.value].size(), 1u);
-  f.send(a, b, "in-flight");  // inter-zone latency ≥ 800 us
+  f.send(a, b, "in-flight");
+  ASSERT_GT(LatencyConfig{}.bounds(Proximity::same_datacenter).min, 100_us);
   f.sim.run_for(100_us);
   f.sim.crash(b);
   f.sim.run_for(10_ms);
@@ -123,7 +128,7 @@ TEST(Network, SendingToADownNodeIsRefusedAfterARoundTrip) {
   f.sim.run_for(10_ms);
   ASSERT_EQ(f.logs[a.value].size(), 1u);
   EXPECT_EQ(f.logs[a.value][0].kind, Inbound::Kind::reset);
-  EXPECT_GE(f.logs[a.value][0].at - TimePoint::zero(), LatencyConfig{}.inter_zone_min * 2);
+  EXPECT_GE(f.logs[a.value][0].at - TimePoint::zero(), LatencyConfig{}.bounds(Proximity::same_datacenter).min * 2);
   EXPECT_EQ(f.sim.network().stats().refused, 1u);
 }
 
