@@ -6,8 +6,9 @@
 
 namespace wx::cli {
 
-// `wxsim demo`: the echo service in simulation across three zones, with a
-// crash, a restart and a wipe; prints a report and the trace hash.
+// `wxsim demo`: the default outage scenario in simulation — an RPC echo
+// service in three zones through a zone outage, a crash and a partition;
+// prints a report and the trace hash.
 void add_demo_command(CLI::App& app, int& exit_code);
 
 // `wxsim node`: runs one node on real sockets (production mode).

@@ -33,7 +33,9 @@ Task<void> LoadClient::arrivals() {
 Task<void> LoadClient::one_call(TimePoint sent_at) {
   Result<std::string> r = co_await router_.call_raw(config_.service, config_.method, config_.request, config_.options);
   --in_flight_;
-  if (records_.size() < config_.records_max) records_.push_back(CallRecord{sent_at, rt_.now() - sent_at, r.code()});
+  const CallRecord rec{sent_at, rt_.now() - sent_at, r.code()};
+  if (records_.size() < config_.records_max) records_.push_back(rec);
+  if (config_.on_record) config_.on_record(rec);
 }
 
 }  // namespace wx::rpc

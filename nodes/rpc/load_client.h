@@ -6,6 +6,7 @@
 // overload tests, the RPC benchmarks and, later, workload models.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,12 @@
 #include "nodes/runtime/node.h"
 
 namespace wx::rpc {
+
+struct CallRecord {
+  TimePoint sent_at;
+  Duration latency;
+  StatusCode code;
+};
 
 struct LoadConfig {
   std::string service;
@@ -27,13 +34,11 @@ struct LoadConfig {
   RouterConfig router;
   size_t in_flight_max = 100'000;  // beyond this, arrivals are counted as shed
   size_t records_max = 1u << 22;   // outcomes kept individually
+  // Also called with every outcome, if set: lets a harness keep outcomes
+  // past the node's crash (the node's own records die with it).
+  std::function<void(const CallRecord&)> on_record;
 };
 
-struct CallRecord {
-  TimePoint sent_at;
-  Duration latency;
-  StatusCode code;
-};
 
 class LoadClient final : public Node {
  public:
