@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "nodes/prod/asio_runtime.h"
+#include "tests/prod/prod_test_util.h"
 #include "nodes/prod/frame.h"
 #include "nodes/prod/wire.pb.h"
 #include "nodes/runtime/disk.h"
@@ -26,59 +27,13 @@
 namespace wx::prod {
 namespace {
 
+using namespace wx::prod::testing;  // NOLINT: test-local helpers
+
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using namespace std::chrono_literals;
 
 // Generous: only a broken implementation comes near it.
-constexpr std::chrono::milliseconds kWaitBound = 20s;
-
-// Runs `io` until `done()` holds or kWaitBound passes; returns done().
-bool run_until(asio::io_context& io, const std::function<bool()>& done,
-               std::chrono::milliseconds bound = kWaitBound) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(10ms);
-  }
-  return true;
-}
-
-// Runs `io` for a while, to show that something does NOT happen.
-void run_for(asio::io_context& io, std::chrono::milliseconds d) {
-  if (io.stopped()) io.restart();
-  io.run_for(d);
-}
-
-struct LogCapture {
-  std::vector<std::string> lines;
-  bool contains_all(std::initializer_list<std::string> parts) const {
-    for (const std::string& line : lines) {
-      bool all = true;
-      for (const std::string& p : parts) all = all && line.find(p) != std::string::npos;
-      if (all) return true;
-    }
-    return false;
-  }
-  std::string dump() const {
-    std::string out;
-    for (const std::string& l : lines) out += l + "\n";
-    return out;
-  }
-};
-
-AsioRuntimeConfig config(LogCapture& logs) {
-  AsioRuntimeConfig c;
-  c.seed = 42;
-  c.log_level = LogLevel::debug;
-  c.log_sink = [&logs](std::string_view line) { logs.lines.emplace_back(line); };
-  return c;
-}
-
-tcp::endpoint loopback(uint16_t port) {
-  return tcp::endpoint(asio::ip::make_address("127.0.0.1"), port);
-}
 
 AsioRuntimeConfig listening(LogCapture& logs) {
   AsioRuntimeConfig c = config(logs);
@@ -112,39 +67,6 @@ std::string hello_bytes(uint32_t node_id, uint32_t version) {
   h.set_protocol_version(version);
   return h.SerializeAsString();
 }
-
-// A hand-driven client socket: writes raw bytes, records what comes back and
-// whether the server closed it.
-class RawClient {
- public:
-  RawClient(asio::io_context& io, uint16_t port) : socket_(io) {
-    socket_.connect(loopback(port));  // completes in the kernel's backlog
-    local_port_ = socket_.local_endpoint().port();
-    read_more();
-  }
-  void write(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
-  bool closed() const { return closed_; }
-  const std::string& received() const { return received_; }
-  uint16_t local_port() const { return local_port_; }
-
- private:
-  void read_more() {
-    socket_.async_read_some(asio::buffer(buf_),
-                            [this](const boost::system::error_code& ec, size_t n) {
-                              if (ec) {
-                                closed_ = true;
-                                return;
-                              }
-                              received_.append(buf_.data(), n);
-                              read_more();
-                            });
-  }
-  tcp::socket socket_;
-  std::array<char, 4096> buf_{};
-  std::string received_;
-  bool closed_ = false;
-  uint16_t local_port_ = 0;
-};
 
 // --- frames between two runtimes -------------------------------------------------
 
