@@ -1,0 +1,478 @@
+#include "nodes/storage/kv/kv_replica.h"
+
+#include <algorithm>
+#include <cassert>
+#include <stdexcept>
+
+#include "nodes/runtime/disk.h"
+#include "nodes/storage/paxos/codec.h"
+
+namespace wx::kv {
+
+namespace {
+
+int64_t to_i64(uint64_t v) { return static_cast<int64_t>(v); }
+uint64_t to_u64(int64_t v) { return static_cast<uint64_t>(v); }
+
+constexpr const char* kSchema =
+    "CREATE TABLE IF NOT EXISTS kv_group (id INTEGER PRIMARY KEY CHECK (id = 1));"
+    "CREATE TABLE IF NOT EXISTS paxos_hard (id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  round INTEGER NOT NULL, replica INTEGER NOT NULL, commit_index INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS paxos_log (idx INTEGER PRIMARY KEY, round INTEGER NOT NULL,"
+    "  replica INTEGER NOT NULL, command BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS kv_applied (id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS kv_data (key BLOB PRIMARY KEY, value BLOB NOT NULL, version INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS kv_sessions (client_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL,"
+    "  code INTEGER NOT NULL, version INTEGER NOT NULL);";
+
+// Erases the map entry on destruction (also when a crash destroys the frame).
+template <class Map, class It>
+struct EraseGuard {
+  Map& map;
+  It it;
+  ~EraseGuard() { map.erase(it); }
+};
+
+}  // namespace
+
+KvReplica::KvReplica(Runtime& rt, KvReplicaConfig config)
+    : rt_(rt), config_(std::move(config)), endpoint_(rt, config_.server) {
+  if (config_.self_index >= config_.members.size()) throw std::invalid_argument("KvReplicaConfig::self_index");
+  for (size_t i = 0; i < config_.members.size(); ++i) {
+    peer_queues_.emplace_back();
+    peer_signals_.push_back(std::make_unique<Channel<bool>>(rt_, 1));
+  }
+}
+
+KvReplica::~KvReplica() = default;
+
+void KvReplica::open_storage(paxos::HardState& hs, std::vector<paxos::Entry>& log) {
+  sqlite::Database& db = rt_.disk().db();
+  db.exec(kSchema);
+  {
+    sqlite::Statement q = db.prepare("SELECT COUNT(*) FROM kv_group");
+    initialized_ = q.step() && q.column_int64(0) > 0;
+  }
+  {
+    sqlite::Statement q = db.prepare("SELECT round, replica, commit_index FROM paxos_hard WHERE id = 1");
+    if (q.step()) {
+      hs.promised.round = to_u64(q.column_int64(0));
+      hs.promised.replica = static_cast<paxos::ReplicaId>(q.column_int64(1));
+      hs.commit_index = to_u64(q.column_int64(2));
+    }
+  }
+  {
+    sqlite::Statement q = db.prepare("SELECT idx, round, replica, command FROM paxos_log ORDER BY idx");
+    while (q.step()) {
+      paxos::Entry e;
+      e.index = to_u64(q.column_int64(0));
+      e.ballot.round = to_u64(q.column_int64(1));
+      e.ballot.replica = static_cast<paxos::ReplicaId>(q.column_int64(2));
+      e.command = q.column_blob(3);
+      log.push_back(std::move(e));
+    }
+  }
+  {
+    sqlite::Statement q = db.prepare("SELECT idx FROM kv_applied WHERE id = 1");
+    if (q.step()) applied_index_ = to_u64(q.column_int64(0));
+  }
+}
+
+void KvReplica::start() {
+  paxos::HardState hs;
+  std::vector<paxos::Entry> log;
+  open_storage(hs, log);
+  paxos::Config pc = config_.paxos;
+  pc.self = static_cast<paxos::ReplicaId>(config_.self_index + 1);
+  pc.members.clear();
+  for (size_t i = 0; i < config_.members.size(); ++i) pc.members.push_back(static_cast<paxos::ReplicaId>(i + 1));
+  pc.applied_index = applied_index_;
+  if (!initialized_) {
+    if (config_.bootstrap) {
+      // A member of a brand-new group: mark the disk as belonging to it.
+      rt_.disk().db().exec("INSERT OR IGNORE INTO kv_group (id) VALUES (1)");
+      initialized_ = true;
+    } else {
+      // The group exists but this disk holds nothing of it: it was lost.
+      // The marker is written once recovery has finished (persist_and_apply).
+      pc.recovering = true;
+      rt_.warn("kv: no group marker on disk and not bootstrapping: recovering from peers");
+    }
+  }
+  replica_ = std::make_unique<paxos::Replica>(pc, hs, std::move(log), rt_.rng().next_u64());
+
+  endpoint_.register_method<StepRequest, StepReply>(
+      kStepMethod,
+      [this](rpc::CallContext, StepRequest req) -> Task<rpc::Result<StepReply>> { return serve_step(std::move(req)); });
+  endpoint_.register_method<WriteRequest, WriteReply>(
+      kPutMethod, [this](rpc::CallContext ctx, WriteRequest req) -> Task<rpc::Result<WriteReply>> {
+        return serve_write(std::move(ctx), std::move(req), Command::PUT);
+      });
+  endpoint_.register_method<WriteRequest, WriteReply>(
+      kCasMethod, [this](rpc::CallContext ctx, WriteRequest req) -> Task<rpc::Result<WriteReply>> {
+        return serve_write(std::move(ctx), std::move(req), Command::CAS);
+      });
+  endpoint_.register_method<GetRequest, GetReply>(
+      kGetMethod, [this](rpc::CallContext ctx, GetRequest req) -> Task<rpc::Result<GetReply>> {
+        return serve_get(std::move(ctx), std::move(req));
+      });
+  endpoint_.register_method<ScanRequest, ScanReply>(
+      kScanMethod, [this](rpc::CallContext ctx, ScanRequest req) -> Task<rpc::Result<ScanReply>> {
+        return serve_scan(std::move(ctx), std::move(req));
+      });
+  endpoint_.start();
+  for (size_t i = 0; i < config_.members.size(); ++i) {
+    if (i != config_.self_index) rt_.spawn(send_loop(i), "kv.send");
+  }
+  rt_.spawn(tick_loop(), "kv.tick");
+  pump();
+}
+
+// --- the Ready loop -----------------------------------------------------------
+
+void KvReplica::pump() {
+  while (replica_->has_ready()) {
+    paxos::Ready rd = replica_->ready();
+    persist_and_apply(rd);  // 1. durable (and 3. applied) in one transaction ...
+    for (const paxos::Message& m : rd.messages) send(m);  // 2. ... before anything is sent
+    for (const paxos::ReadState& rs : rd.reads) {
+      auto it = pending_reads_.find(rs.request_id);
+      if (it == pending_reads_.end()) continue;  // its handler gave up
+      if (!rs.ok) {
+        (void)it->second->wake->push(Wake{RETRY, 0});
+        pending_reads_.erase(it);
+        continue;
+      }
+      it->second->index = rs.index;
+      it->second->have_index = true;
+    }
+    replica_->advance();
+    serve_reads();
+  }
+  bool leader = replica_->is_leader();
+  if (was_leader_ && !leader) on_leadership_lost();
+  was_leader_ = leader;
+}
+
+void KvReplica::persist_and_apply(const paxos::Ready& rd) {
+  bool finish_marker = !initialized_ && !replica_->recovering();
+  if (!rd.hard_state && rd.entries_to_persist.empty() && rd.committed.empty() && !finish_marker) return;
+  sqlite::Database& db = rt_.disk().db();
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    if (rd.hard_state) {
+      db.prepare("INSERT OR REPLACE INTO paxos_hard (id, round, replica, commit_index) VALUES (1, ?, ?, ?)")
+          .bind(1, to_i64(rd.hard_state->promised.round))
+          .bind(2, static_cast<int64_t>(rd.hard_state->promised.replica))
+          .bind(3, to_i64(rd.hard_state->commit_index))
+          .run();
+    }
+    if (!rd.entries_to_persist.empty()) {
+      sqlite::Statement ins =
+          db.prepare("INSERT OR REPLACE INTO paxos_log (idx, round, replica, command) VALUES (?, ?, ?, ?)");
+      for (const paxos::Entry& e : rd.entries_to_persist) {
+        ins.bind(1, to_i64(e.index)).bind(2, to_i64(e.ballot.round));
+        ins.bind(3, static_cast<int64_t>(e.ballot.replica)).bind_blob(4, e.command);
+        ins.run();
+        ins.reset();
+      }
+    }
+    if (finish_marker) db.exec("INSERT OR IGNORE INTO kv_group (id) VALUES (1)");
+    std::vector<std::pair<Command, Wake>> results;
+    for (const paxos::Entry& e : rd.committed) {
+      assert(e.index == applied_index_ + 1);
+      applied_index_ = e.index;
+      if (e.is_noop()) continue;
+      Command cmd;
+      if (!cmd.ParseFromString(e.command)) {
+        rt_.error("kv: committed entry {} does not parse; skipped", e.index);
+        continue;
+      }
+      Wake w = apply_command(cmd);
+      results.emplace_back(std::move(cmd), w);
+    }
+    if (!rd.committed.empty()) {
+      db.prepare("INSERT OR REPLACE INTO kv_applied (id, idx) VALUES (1, ?)").bind(1, to_i64(applied_index_)).run();
+    }
+    db.exec("COMMIT");
+    if (finish_marker) initialized_ = true;
+    // Answer the writers waiting on this replica.
+    for (const auto& [cmd, w] : results) {
+      auto [lo, hi] = pending_writes_.equal_range(cmd.client_id());
+      for (auto it = lo; it != hi; ++it) {
+        if (it->second->seq != cmd.seq()) continue;
+        (void)it->second->wake->push(w);
+        it->second->index = 0;
+      }
+    }
+    // A proposal whose slot was applied with another command lost it.
+    for (auto& [client, pw] : pending_writes_) {
+      if (pw->index != 0 && pw->index <= applied_index_) {
+        (void)pw->wake->push(Wake{RETRY, 0});
+        pw->index = 0;
+      }
+    }
+  } catch (...) {
+    db.exec("ROLLBACK");
+    throw;
+  }
+}
+
+KvReplica::Wake KvReplica::apply_command(const Command& cmd) {
+  sqlite::Database& db = rt_.disk().db();
+  {
+    sqlite::Statement q = db.prepare("SELECT seq, code, version FROM kv_sessions WHERE client_id = ?");
+    q.bind(1, to_i64(cmd.client_id()));
+    if (q.step()) {
+      uint64_t seq = to_u64(q.column_int64(0));
+      if (cmd.seq() == seq) return Wake{static_cast<Code>(q.column_int64(1)), to_u64(q.column_int64(2))};
+      if (cmd.seq() < seq) return Wake{STALE, 0};
+    }
+  }
+  uint64_t current = 0;
+  {
+    sqlite::Statement q = db.prepare("SELECT version FROM kv_data WHERE key = ?");
+    q.bind_blob(1, cmd.key());
+    if (q.step()) current = to_u64(q.column_int64(0));
+  }
+  Wake w;
+  if (cmd.kind() == Command::CAS && cmd.expected_version() != current) {
+    w = Wake{CAS_FAILED, current};
+  } else {
+    w = Wake{OK, current + 1};
+    db.prepare("INSERT OR REPLACE INTO kv_data (key, value, version) VALUES (?, ?, ?)")
+        .bind_blob(1, cmd.key())
+        .bind_blob(2, cmd.value())
+        .bind(3, to_i64(w.version))
+        .run();
+  }
+  db.prepare("INSERT OR REPLACE INTO kv_sessions (client_id, seq, code, version) VALUES (?, ?, ?, ?)")
+      .bind(1, to_i64(cmd.client_id()))
+      .bind(2, to_i64(cmd.seq()))
+      .bind(3, static_cast<int64_t>(w.code))
+      .bind(4, to_i64(w.version))
+      .run();
+  return w;
+}
+
+void KvReplica::on_leadership_lost() {
+  for (auto& [client, pw] : pending_writes_) {
+    if (pw->index != 0) (void)pw->wake->push(Wake{RETRY, 0});
+    pw->index = 0;
+  }
+  // Pending read-index requests are answered !ok by the core itself.
+}
+
+void KvReplica::serve_reads() {
+  for (auto it = pending_reads_.begin(); it != pending_reads_.end();) {
+    PendingRead* pr = it->second;
+    if (pr->have_index && pr->index <= applied_index_) {
+      (void)pr->wake->push(Wake{OK, 0});
+      it = pending_reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+uint32_t KvReplica::leader_hint() const {
+  std::optional<paxos::ReplicaId> h = replica_->leader_hint();
+  return h ? *h : 0;
+}
+
+// --- Paxos transport ----------------------------------------------------------
+
+void KvReplica::send(const paxos::Message& m) {
+  size_t peer = m.to - 1;
+  if (peer >= peer_queues_.size() || peer == config_.self_index) return;
+  std::deque<std::string>& q = peer_queues_[peer];
+  if (q.size() >= kPeerQueueMessagesMax) {
+    q.pop_front();  // Paxos repairs lost messages
+    ++dropped_messages_;
+  }
+  q.push_back(paxos::encode_message(m));
+  (void)peer_signals_[peer]->push(true);
+}
+
+Task<void> KvReplica::send_loop(size_t peer_index) {
+  for (;;) {
+    if (peer_queues_[peer_index].empty()) (void)co_await peer_signals_[peer_index]->pop();
+    std::deque<std::string>& q = peer_queues_[peer_index];
+    if (q.empty()) continue;
+    StepRequest req;
+    while (!q.empty() && static_cast<size_t>(req.messages_size()) < kStepBatchMessagesMax) {
+      req.add_messages(std::move(q.front()));
+      q.pop_front();
+    }
+    rpc::CallOptions opts;
+    opts.timeout = config_.step_call_timeout;
+    rpc::Result<std::string> r =
+        co_await endpoint_.call_raw(config_.members[peer_index], kStepMethod, req.SerializeAsString(), opts);
+    (void)r;  // the reply carries nothing; a lost batch is repaired by Paxos
+  }
+}
+
+Task<rpc::Result<StepReply>> KvReplica::serve_step(StepRequest req) {
+  for (const std::string& bytes : req.messages()) {
+    paxos::DecodeResult d = paxos::decode_message(bytes);
+    if (!d.ok()) {
+      rt_.warn("kv: malformed paxos message dropped: {}", d.error);
+      continue;
+    }
+    replica_->step(*d.message);
+  }
+  pump();
+  co_return StepReply{};
+}
+
+Task<void> KvReplica::tick_loop() {
+  for (;;) {
+    co_await rt_.sleep(config_.tick_interval);
+    replica_->tick();
+    pump();
+  }
+}
+
+// --- client-facing handlers -----------------------------------------------------
+
+Task<KvReplica::Wake> KvReplica::wait_for(Channel<Wake>* ch, TimePoint deadline) {
+  // The timer answers RETRY if nothing else did by the deadline.
+  struct TimerGuard {
+    Runtime& rt;
+    TimerId id;
+    ~TimerGuard() { rt.cancel(id); }
+  } guard{rt_, rt_.call_at(deadline, [ch] { (void)ch->push(Wake{RETRY, 0}); })};
+  Wake w = co_await ch->pop();
+  co_return w;
+}
+
+Task<rpc::Result<WriteReply>> KvReplica::serve_write(rpc::CallContext ctx, WriteRequest req, Command::Kind kind) {
+  WriteReply reply;
+  Command cmd = req.command();
+  cmd.set_kind(kind);
+  if (cmd.key().empty() || cmd.key().size() > kKeyBytesMax || cmd.seq() == 0) {
+    co_return rpc::Status{rpc::StatusCode::invalid_argument, "bad key or request id"};
+  }
+  if (!replica_->is_leader()) {
+    reply.set_code(NOT_LEADER);
+    reply.set_leader_hint(leader_hint());
+    co_return reply;
+  }
+  if (pending_writes_.size() >= kPendingWritesMax) {
+    reply.set_code(RETRY);
+    co_return reply;
+  }
+  Channel<Wake> ch(rt_, 2);
+  PendingWrite pw{cmd.seq(), 0, &ch};
+  auto it = pending_writes_.emplace(cmd.client_id(), &pw);
+  EraseGuard<decltype(pending_writes_), decltype(it)> erase{pending_writes_, it};
+  paxos::ProposeResult pr = replica_->propose(cmd.SerializeAsString());
+  if (!pr.ok()) {
+    reply.set_code(pr.status == paxos::ProposeStatus::not_leader ? NOT_LEADER : RETRY);
+    reply.set_leader_hint(pr.leader_hint);
+    co_return reply;
+  }
+  pw.index = pr.index;
+  pump();
+  TimePoint deadline = std::min(ctx.deadline, rt_.now() + config_.wait_max);
+  Wake w = co_await wait_for(&ch, deadline);
+  reply.set_code(w.code);
+  reply.set_version(w.version);
+  if (w.code == RETRY) reply.set_leader_hint(leader_hint());
+  co_return reply;
+}
+
+Task<KvReplica::Wake> KvReplica::read_barrier(rpc::CallContext ctx) {
+  if (pending_reads_.size() >= kPendingReadsMax) co_return Wake{RETRY, 0};
+  Channel<Wake> ch(rt_, 2);
+  PendingRead pr{0, false, &ch};
+  uint64_t id = next_read_id_++;
+  pending_reads_.emplace(id, &pr);
+  // Removes the entry however the frame ends (no-op if already answered).
+  struct ReadGuard {
+    std::map<uint64_t, PendingRead*>& map;
+    uint64_t id;
+    ~ReadGuard() { map.erase(id); }
+  } guard{pending_reads_, id};
+  paxos::ReadResult rr = replica_->read_index(id);
+  if (rr.status != paxos::ReadStatus::pending) {
+    co_return Wake{rr.status == paxos::ReadStatus::not_leader ? NOT_LEADER : RETRY, 0};
+  }
+  pump();
+  TimePoint deadline = std::min(ctx.deadline, rt_.now() + config_.wait_max);
+  Wake w = co_await wait_for(&ch, deadline);
+  co_return w;
+}
+
+Task<rpc::Result<GetReply>> KvReplica::serve_get(rpc::CallContext ctx, GetRequest req) {
+  GetReply reply;
+  if (!replica_->is_leader()) {
+    reply.set_code(NOT_LEADER);
+    reply.set_leader_hint(leader_hint());
+    co_return reply;
+  }
+  Wake w = co_await read_barrier(ctx);
+  if (w.code != OK) {
+    reply.set_code(w.code);
+    reply.set_leader_hint(leader_hint());
+    co_return reply;
+  }
+  sqlite::Statement q = rt_.disk().db().prepare("SELECT value, version FROM kv_data WHERE key = ?");
+  q.bind_blob(1, req.key());
+  reply.set_code(OK);
+  if (q.step()) {
+    reply.set_found(true);
+    reply.set_value(q.column_blob(0));
+    reply.set_version(to_u64(q.column_int64(1)));
+  }
+  q.reset();
+  co_return reply;
+}
+
+Task<rpc::Result<ScanReply>> KvReplica::serve_scan(rpc::CallContext ctx, ScanRequest req) {
+  ScanReply reply;
+  if (!replica_->is_leader()) {
+    reply.set_code(NOT_LEADER);
+    reply.set_leader_hint(leader_hint());
+    co_return reply;
+  }
+  Wake w = co_await read_barrier(ctx);
+  if (w.code != OK) {
+    reply.set_code(w.code);
+    reply.set_leader_hint(leader_hint());
+    co_return reply;
+  }
+  uint32_t limit = req.limit() == 0 ? kScanItemsMax : std::min(req.limit(), kScanItemsMax);
+  std::string from = req.prefix().empty() ? req.from() : req.prefix();
+  sqlite::Statement q =
+      rt_.disk().db().prepare("SELECT key, value, version FROM kv_data WHERE key >= ? ORDER BY key");
+  q.bind_blob(1, from);
+  reply.set_code(OK);
+  while (q.step()) {
+    std::string key = q.column_blob(0);
+    if (!req.prefix().empty() && key.compare(0, req.prefix().size(), req.prefix()) != 0) break;
+    if (req.prefix().empty() && !req.to().empty() && key >= req.to()) break;
+    if (static_cast<uint32_t>(reply.items_size()) >= limit) break;
+    Item* item = reply.add_items();
+    item->set_key(std::move(key));
+    item->set_value(q.column_blob(1));
+    item->set_version(to_u64(q.column_int64(2)));
+  }
+  q.reset();
+  co_return reply;
+}
+
+std::vector<Item> KvReplica::dump() const {
+  std::vector<Item> out;
+  sqlite::Statement q = rt_.disk().db().prepare("SELECT key, value, version FROM kv_data ORDER BY key");
+  while (q.step()) {
+    Item item;
+    item.set_key(q.column_blob(0));
+    item.set_value(q.column_blob(1));
+    item.set_version(to_u64(q.column_int64(2)));
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
+}  // namespace wx::kv

@@ -1,0 +1,149 @@
+// KvReplica: one replica of a replicated key-value store — a node that wraps
+// the Multi-Paxos core (nodes/storage/paxos/) with an RPC endpoint, a tick
+// timer and SQLite (docs/storage.md, "Service").
+//
+// One shard group of `members.size()` replicas (three, one per zone). Each
+// replica:
+//   * ticks its paxos::Replica every `tick_interval`;
+//   * carries Paxos messages as calls of "paxos.Step" (not idempotent, empty
+//     response ignored), batched per peer by one sender coroutine per peer,
+//     so at most one call per peer is in flight and the per-peer queue is
+//     bounded (the oldest messages are dropped: Paxos repairs losses);
+//   * drives the Ready loop synchronously after every input: hard state,
+//     entries, the applied commands, applied_index and the request-id table
+//     go to SQLite in ONE transaction, then messages are sent, then reads are
+//     served, then advance();
+//   * serves kv.Get / kv.Scan (read-index on the leader) and kv.Put / kv.Cas
+//     (proposed on the leader, answered once applied). Non-leaders answer
+//     NOT_LEADER with a leader hint.
+//
+// Replica ids are positions in `members` plus one. Disk loss: a replica whose
+// database holds no group marker starts with Config::recovering unless
+// `bootstrap` is set (only for the very first start of a brand-new group).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nodes/rpc/endpoint.h"
+#include "nodes/runtime/channel.h"
+#include "nodes/runtime/node.h"
+#include "nodes/storage/kv/kv.pb.h"
+#include "nodes/storage/paxos/replica.h"
+
+namespace wx::kv {
+
+inline const rpc::MethodSpec kStepMethod{"paxos.Step", rpc::Idempotent::no, Duration::zero()};
+inline const rpc::MethodSpec kGetMethod{"kv.Get", rpc::Idempotent::yes, Duration::zero()};
+inline const rpc::MethodSpec kScanMethod{"kv.Scan", rpc::Idempotent::yes, Duration::zero()};
+// Not idempotent at the RPC layer (the Router never retries them); KvClient
+// retries them itself with the same request id, which the state machine
+// deduplicates.
+inline const rpc::MethodSpec kPutMethod{"kv.Put", rpc::Idempotent::no, Duration::zero()};
+inline const rpc::MethodSpec kCasMethod{"kv.Cas", rpc::Idempotent::no, Duration::zero()};
+
+// Limits.
+inline constexpr size_t kPendingWritesMax = 1024;       // proposals awaiting apply
+inline constexpr size_t kPendingReadsMax = 1024;        // reads awaiting a read index / apply
+inline constexpr size_t kPeerQueueMessagesMax = 4096;   // queued Paxos messages per peer
+inline constexpr size_t kStepBatchMessagesMax = 256;    // Paxos messages per paxos.Step call
+inline constexpr uint32_t kScanItemsMax = 1000;         // items per scan reply
+inline constexpr size_t kKeyBytesMax = 1024;
+
+struct KvReplicaConfig {
+  std::vector<NodeId> members;  // the group, in replica-id order; includes self
+  size_t self_index = 0;        // position of this node in `members`
+  // True only when this replica is started for the first time as a member of
+  // a brand-new group. A replica that finds no group marker on its disk and
+  // is not bootstrapping concludes its disk was lost and recovers.
+  bool bootstrap = false;
+  Duration tick_interval = milliseconds(10);
+  paxos::Config paxos = default_paxos();
+  Duration step_call_timeout = milliseconds(200);
+  // Longest a write or read handler waits for apply / read index.
+  Duration wait_max = seconds(1);
+  rpc::ServerConfig server;
+
+  // Elections in ~150–300 ms with 10 ms ticks.
+  static paxos::Config default_paxos() {
+    paxos::Config c;
+    c.election_ticks_min = 15;
+    c.election_ticks_max = 30;
+    c.heartbeat_ticks = 3;
+    c.lease_ticks = 10;
+    return c;
+  }
+};
+
+class KvReplica final : public Node {
+ public:
+  KvReplica(Runtime& rt, KvReplicaConfig config);
+  ~KvReplica() override;
+  void start() override;
+  std::string_view kind() const override { return "kv-replica"; }
+
+  rpc::RpcEndpoint& endpoint() { return endpoint_; }
+  const paxos::Replica& replica() const { return *replica_; }
+  uint64_t applied_index() const { return applied_index_; }
+  bool recovering() const { return replica_->recovering(); }
+  // Every key of the state machine, in key order (for tests and tools).
+  std::vector<Item> dump() const;
+
+ private:
+  struct Wake {
+    Code code = RETRY;
+    uint64_t version = 0;
+  };
+  struct PendingWrite {
+    uint64_t seq = 0;
+    uint64_t index = 0;  // log index it was proposed at
+    Channel<Wake>* wake = nullptr;
+  };
+  struct PendingRead {
+    uint64_t index = 0;
+    bool have_index = false;
+    Channel<Wake>* wake = nullptr;
+  };
+
+  void open_storage(paxos::HardState& hs, std::vector<paxos::Entry>& log);
+  void pump();
+  void persist_and_apply(const paxos::Ready& rd);
+  Wake apply_command(const Command& cmd);
+  void send(const paxos::Message& m);
+  void on_leadership_lost();
+  void serve_reads();
+  uint32_t leader_hint() const;
+
+  Task<void> tick_loop();
+  Task<void> send_loop(size_t peer_index);
+  Task<rpc::Result<StepReply>> serve_step(StepRequest req);
+  Task<rpc::Result<WriteReply>> serve_write(rpc::CallContext ctx, WriteRequest req, Command::Kind kind);
+  Task<rpc::Result<GetReply>> serve_get(rpc::CallContext ctx, GetRequest req);
+  Task<rpc::Result<ScanReply>> serve_scan(rpc::CallContext ctx, ScanRequest req);
+  // Obtains a linearizable read point and waits until it is applied.
+  Task<Wake> read_barrier(rpc::CallContext ctx);
+  Task<Wake> wait_for(Channel<Wake>* ch, TimePoint deadline);
+
+  Runtime& rt_;
+  KvReplicaConfig config_;
+  rpc::RpcEndpoint endpoint_;
+  std::unique_ptr<paxos::Replica> replica_;
+  bool initialized_ = false;  // the group marker is on disk
+  uint64_t applied_index_ = 0;
+  bool was_leader_ = false;
+
+  std::vector<std::deque<std::string>> peer_queues_;
+  std::vector<std::unique_ptr<Channel<bool>>> peer_signals_;
+
+  std::multimap<uint64_t, PendingWrite*> pending_writes_;  // by client id
+  std::map<uint64_t, PendingRead*> pending_reads_;         // by read id
+  uint64_t next_read_id_ = 1;
+  uint64_t dropped_messages_ = 0;
+};
+
+}  // namespace wx::kv
