@@ -1,0 +1,128 @@
+// AccountService: the data-access service of the account type — unique
+// account-id registration with strong consistency, over the replicated KV
+// store (nodes/storage/kv/). docs/accounts.md has the full protocol.
+//
+// A stateless RPC node (no disk); one instance per zone, all sharing one KV
+// group. Keys it owns in the store:
+//   acct/<account_id>   AccountRecord (account.proto), created by a CAS from
+//                       version 0 — the claim — and never changed afterwards;
+//   acct_uid/<uid>      the account id the uid was allocated for, written
+//                       BEFORE the claim; a reader verifies it against the
+//                       claim (a registration that lost leaves a dangling
+//                       entry, which readers ignore);
+//   acct_seq/uid        the uid counter (decimal text), advanced by CAS.
+//
+// Methods:
+//   account.Register    claim an account id (idempotent per nonce);
+//   account.GetAccount  the record of an account id;
+//   account.GetByUid    the record of a uid.
+//
+// Unknown KV outcomes are resolved before answering: after a claim CAS whose
+// outcome is unknown, the service issues the same CAS again from the SAME
+// KvClient (a newer request id fences the older one: the state machine will
+// never apply it afterwards), and on cas_failed reads the key back and
+// compares the claim nonce. If the deadline passes first the caller gets
+// REGISTER_UNKNOWN and retries with the same nonce, at any instance.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nodes/rpc/endpoint.h"
+#include "nodes/runtime/node.h"
+#include "nodes/storage/account/account.pb.h"
+#include "nodes/storage/kv/kv_client.h"
+
+namespace wx::account {
+
+// Register is idempotent thanks to the nonce; retrying it is safe.
+inline const rpc::MethodSpec kRegisterMethod{"account.Register", rpc::Idempotent::yes, Duration::zero()};
+inline const rpc::MethodSpec kGetAccountMethod{"account.GetAccount", rpc::Idempotent::yes, Duration::zero()};
+inline const rpc::MethodSpec kGetByUidMethod{"account.GetByUid", rpc::Idempotent::yes, Duration::zero()};
+
+// Key layout.
+inline constexpr std::string_view kAccountKeyPrefix = "acct/";
+inline constexpr std::string_view kUidIndexKeyPrefix = "acct_uid/";
+inline constexpr std::string_view kUidCounterKey = "acct_seq/uid";
+
+// WeChat-ID rules: 6–20 characters, a letter first, then letters, digits,
+// '_' or '-'.
+inline constexpr size_t kAccountIdCharsMin = 6;
+inline constexpr size_t kAccountIdCharsMax = 20;
+inline constexpr size_t kProfileFieldBytesMax = 256;
+// Idle KvClients kept for reuse (each in-flight request holds its own).
+inline constexpr size_t kIdleKvClientsMax = 64;
+
+bool valid_account_id(std::string_view id);
+std::string account_key(std::string_view account_id);
+std::string uid_index_key(uint64_t uid);
+
+struct AccountServiceConfig {
+  std::vector<NodeId> kv_replicas;  // the KV group, in replica-id order
+  std::string zone;                 // for logs
+  rpc::ServerConfig server;
+  // Longest a Register or lookup works before answering (further capped by
+  // the caller's deadline minus reply_margin).
+  Duration request_budget = seconds(3);
+  Duration reply_margin = milliseconds(50);
+  // Per KV call (KvClient retries within it).
+  Duration kv_call_timeout = milliseconds(800);
+  Duration kv_attempt_timeout = milliseconds(250);
+  Duration kv_retry_backoff = milliseconds(20);
+  // Pause between rounds of an unresolved step (uid CAS lost, claim unknown).
+  Duration retry_pause = milliseconds(20);
+  // TEST ONLY, UNSAFE: answer REGISTER_OK when the claim CAS's outcome is
+  // unknown, without resolving it. Exists so the simulation tests can show
+  // they catch the resulting double owners (like paxos::Config's
+  // unsafe_ack_before_majority). Never set it elsewhere.
+  bool unsafe_unknown_claim_is_won = false;
+};
+
+struct AccountServiceStats {
+  uint64_t registered = 0, taken = 0, unresolved = 0, invalid = 0;
+  uint64_t claim_unknown = 0;      // claim CAS outcomes that were unknown
+  uint64_t claim_fenced = 0;       // re-issued claim CASes after an unknown
+  uint64_t won_by_readback = 0;    // resolved as ours by reading the nonce back
+  uint64_t uid_cas_retries = 0;    // counter CAS lost to another allocator / unknown
+};
+
+class AccountService final : public Node {
+ public:
+  AccountService(Runtime& rt, AccountServiceConfig config);
+  ~AccountService() override;
+  void start() override;
+  std::string_view kind() const override { return "account"; }
+
+  rpc::RpcEndpoint& endpoint() { return endpoint_; }
+  const AccountServiceStats& stats() const { return stats_; }
+
+ private:
+  // A KvClient for one request (a KvClient serves one call at a time), back
+  // to the pool when the lease ends.
+  class Lease;
+  std::unique_ptr<kv::KvClient> take_client();
+  void return_client(std::unique_ptr<kv::KvClient> c);
+
+  TimePoint deadline_for(const rpc::CallContext& ctx) const;
+  // Allocates a fresh uid; nullopt at the deadline.
+  Task<std::optional<uint64_t>> allocate_uid(kv::KvClient* kv, TimePoint deadline);
+  // Reads acct/<id>: nullopt if unreadable before the deadline; a record with
+  // uid 0 if absent.
+  Task<std::optional<AccountRecord>> read_account(kv::KvClient* kv, std::string account_id, TimePoint deadline);
+
+  Task<rpc::Result<RegisterReply>> serve_register(rpc::CallContext ctx, RegisterRequest req);
+  Task<rpc::Result<AccountReply>> serve_get_account(rpc::CallContext ctx, GetAccountRequest req);
+  Task<rpc::Result<AccountReply>> serve_get_by_uid(rpc::CallContext ctx, GetByUidRequest req);
+
+  Runtime& rt_;
+  AccountServiceConfig config_;
+  rpc::RpcEndpoint endpoint_;
+  std::vector<std::unique_ptr<kv::KvClient>> idle_clients_;
+  AccountServiceStats stats_;
+};
+
+}  // namespace wx::account
