@@ -9,6 +9,16 @@
 //       `ping: sent=N ok=N timeouts=N resets=N send_failed=N p50_us=X p99_us=Y`
 //       and exits 0 iff every ping was answered, else 1.
 //
+//   wxsim node --role kv --id M --listen HOST:PORT --peer ID=HOST:PORT ...
+//            [--groups G] [--bootstrap] [--kv-workers N] --data-dir DIR
+//       One member of a replicated key-value store (nodes/storage/kv/): the
+//       KvReplica of member M in each of G groups, each replica its own
+//       AsioRuntime on this process's io_context; node ids and ports follow
+//       cli/kv_layout.h (group g: id M + 1000 g, port PORT + g; the members
+//       are M and the --peer ids). --bootstrap only on the very first start of
+//       a brand-new group. Prints `kv group <g> node <id> listening HOST:PORT`
+//       per group, then `ready`, on stdout; serves until SIGINT/SIGTERM.
+//
 // Exit codes: 0 success; 1 ping failures or a startup error (address in use,
 // database cannot be opened); 2 bad arguments; 70 a node task failed (a bug).
 #include <fmt/format.h>
@@ -29,8 +39,10 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/kv_layout.h"
 #include "nodes/echo/echo_node.h"
 #include "nodes/prod/asio_runtime.h"
+#include "nodes/storage/kv/kv_replica.h"
 
 namespace wx::cli {
 
@@ -42,6 +54,17 @@ using asio::ip::tcp;
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+
+// --role kv: RPC server workers per replica. A kv.Put / kv.Get handler holds
+// its worker until the write is applied (or wait_max), so the workers bound
+// how many writes a leader can have in flight — and batch into one Paxos
+// round. (paxos.Step itself is Dispatch::immediate and never waits for a
+// worker; before that, 8 concurrent writes froze a group: see
+// KvStore.MoreConcurrentWritersThanRpcWorkersStillCommit.) Enough workers for
+// every write and read the replica admits, plus headroom.
+constexpr size_t kKvStepWorkersHeadroom = 64;
+constexpr size_t kKvServerWorkersDefault =
+    kv::kPendingWritesMax + kv::kPendingReadsMax + kKvStepWorkersHeadroom;
 
 struct NodeOptions {
   std::string role;
@@ -59,6 +82,11 @@ struct NodeOptions {
   CLI::Option* listen_opt = nullptr;
   CLI::Option* seed_opt = nullptr;
   std::vector<CLI::Option*> ping_only;
+  // --role kv
+  uint32_t groups = 1;
+  bool bootstrap = false;
+  size_t kv_workers = kKvServerWorkersDefault;
+  std::vector<CLI::Option*> kv_only;
 };
 
 // A bad argument; the message names the flag and what was expected.
@@ -203,6 +231,88 @@ std::string summary_line(const echo::Pinger& pinger) {
                      s.sent, s.ok, s.timeouts, s.resets, s.send_failed, p50, p99);
 }
 
+// --role kv: the replicas of member o.id in o.groups groups, one AsioRuntime
+// each, all on one io_context (cli/kv_layout.h).
+int run_kv_node(const NodeOptions& o, asio::io_context& io, const prod::AsioRuntimeConfig& base) {
+  if (o.id == 0 || o.id > kKvMemberIdMax)
+    throw UsageError(fmt::format("--id {}: expected a member id from 1 to {}", o.id, kKvMemberIdMax));
+  if (o.groups == 0 || o.groups > kKvGroupsMax)
+    throw UsageError(fmt::format("--groups {}: expected 1 to {}", o.groups, kKvGroupsMax));
+  if (!base.listen || base.listen->port() == 0)
+    throw UsageError("--role kv needs --listen HOST:PORT with a fixed port (peers dial it)");
+  if (o.kv_workers == 0) throw UsageError("--kv-workers 0: expected at least 1");
+  if (base.peers.empty()) throw UsageError("--role kv needs the other members as --peer ID=HOST:PORT");
+  const auto port_fits = [&](uint16_t port) { return uint32_t{port} + o.groups - 1 <= 65535; };
+  if (!port_fits(base.listen->port()))
+    throw UsageError(fmt::format("--listen: port {} + {} groups passes 65535", base.listen->port(), o.groups));
+  std::vector<uint32_t> member_ids = {o.id};
+  for (const auto& [peer, ep] : base.peers) {
+    if (peer.value > kKvMemberIdMax)
+      throw UsageError(fmt::format("--peer {}: member ids go from 1 to {}", peer.value, kKvMemberIdMax));
+    if (!port_fits(ep.port()))
+      throw UsageError(fmt::format("--peer {}: port {} + {} groups passes 65535", peer.value, ep.port(), o.groups));
+    member_ids.push_back(peer.value);
+  }
+  std::sort(member_ids.begin(), member_ids.end());
+  const size_t self_index =
+      static_cast<size_t>(std::find(member_ids.begin(), member_ids.end(), o.id) - member_ids.begin());
+
+  std::vector<std::unique_ptr<prod::AsioRuntime>> runtimes;
+  std::vector<std::unique_ptr<kv::KvReplica>> replicas;
+  const auto shutdown_all = [&] {
+    // runtime.h order: every runtime's tasks, then the nodes, then the runtimes.
+    for (auto& rt : runtimes) rt->shutdown();
+    replicas.clear();
+    runtimes.clear();
+  };
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    runtimes.front()->info("received signal {}; shutting down", signo);
+    io.stop();
+  });
+  std::vector<std::string> lines;
+  try {
+    for (uint32_t g = 0; g < o.groups; ++g) {
+      prod::AsioRuntimeConfig c = base;
+      c.listen->port(kv_port(base.listen->port(), g));
+      c.peers.clear();
+      for (const auto& [peer, ep] : base.peers) {
+        tcp::endpoint group_ep = ep;
+        group_ep.port(kv_port(ep.port(), g));
+        c.peers.emplace(kv_node_id(peer.value, g), group_ep);
+      }
+      const NodeId self = kv_node_id(o.id, g);
+      runtimes.push_back(std::make_unique<prod::AsioRuntime>(io, self, std::move(c)));
+      kv::KvReplicaConfig kc;
+      for (uint32_t m : member_ids) kc.members.push_back(kv_node_id(m, g));
+      kc.self_index = self_index;
+      kc.bootstrap = o.bootstrap;
+      kc.server.workers = o.kv_workers;
+      replicas.push_back(std::make_unique<kv::KvReplica>(*runtimes.back(), std::move(kc)));
+      replicas.back()->start();
+      lines.push_back(fmt::format("kv group {} node {} listening {}\n", g, self.value,
+                                  host_port_text(*runtimes.back()->tcp().listen_endpoint())));
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "wxsim node: cannot start kv member %u (group %zu of %u): %s\n", o.id,
+                 lines.size(), o.groups, e.what());
+    signals.cancel();
+    shutdown_all();
+    return kExitFailed;
+  }
+  for (const std::string& line : lines) std::fputs(line.c_str(), stdout);
+  std::fputs("ready\n", stdout);
+  std::fflush(stdout);
+
+  io.run();
+  signals.cancel();
+  bool failed = false;
+  for (const auto& rt : runtimes) failed = failed || rt->failed();
+  shutdown_all();
+  return failed ? prod::kExitTaskFailed : kExitOk;
+}
+
 int run_node(const NodeOptions& o) {
   // A peer that vanishes mid-write must not kill the process; the write error
   // is handled as a broken connection.
@@ -212,8 +322,14 @@ int run_node(const NodeOptions& o) {
       throw UsageError(fmt::format("{} applies only to --role ping", opt->get_name()));
     }
   }
+  for (CLI::Option* opt : o.kv_only) {
+    if (o.role != "kv" && opt->count() > 0) {
+      throw UsageError(fmt::format("{} applies only to --role kv", opt->get_name()));
+    }
+  }
   asio::io_context io(1);
   prod::AsioRuntimeConfig config = build_config(io, o);
+  if (o.role == "kv") return run_kv_node(o, io, config);
   std::optional<echo::PingerConfig> pinger_config;
   if (o.role == "ping") pinger_config = build_pinger_config(o, config);
 
@@ -284,7 +400,7 @@ void add_node_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<NodeOptions>();
   sub->add_option("--role", o->role, "What the node does")
       ->required()
-      ->check(CLI::IsMember({"echo", "ping"}));
+      ->check(CLI::IsMember({"echo", "ping", "kv"}));
   sub->add_option("--id", o->id, "This node's id")->required();
   o->listen_opt =
       sub->add_option("--listen", o->listen,
@@ -306,6 +422,17 @@ void add_node_command(CLI::App& app, int& exit_code) {
           ->capture_default_str());
   o->ping_only.push_back(
       sub->add_option("--timeout", o->timeout, "How long to wait for each pong, e.g. 1s")
+          ->capture_default_str());
+  o->kv_only.push_back(
+      sub->add_option("--groups", o->groups,
+                      "kv: groups hosted (group g: node id ID + 1000 g, port PORT + g)")
+          ->capture_default_str());
+  o->kv_only.push_back(sub->add_flag(
+      "--bootstrap", o->bootstrap, "kv: first start of a brand-new group (never on a restart)"));
+  o->kv_only.push_back(
+      sub->add_option("--kv-workers", o->kv_workers,
+                      "kv: RPC server workers per replica (fewer than the concurrent writes "
+                      "on a leader stalls the group)")
           ->capture_default_str());
   sub->callback([o, &exit_code] {
     try {

@@ -125,6 +125,21 @@ void RpcEndpoint::handle_frame(NodeId peer, std::string bytes) {
     ++server_stats_.dropped_expired;
     return;  // the caller has already given up
   }
+  if (m->second.spec.dispatch == Dispatch::immediate) {
+    if (immediate_in_flight_ >= server_cfg_.immediate_in_flight_max) {
+      ++server_stats_.rejected_immediate_full;
+      reply(peer, req->call_id(), Status{StatusCode::overloaded, "too many immediate requests"}, Duration::zero());
+      return;
+    }
+    ++server_stats_.immediate;
+    ++immediate_in_flight_;
+    rt_.spawn(serve_immediate(Queued{peer, req->call_id(), &m->second, now, now + nanoseconds(req->timeout_ns()),
+                                     req->business_priority(), req->user_priority(),
+                                     std::move(*req->mutable_ticket()), req->trace_id(),
+                                     std::move(*req->mutable_payload())}),
+              "rpc.immediate");
+    return;
+  }
   if (server_cfg_.fast_reject && !queue_.empty() &&
       now - queue_.front().arrived_at > server_cfg_.fast_reject_queue_time_max) {
     ++server_stats_.rejected_on_arrival;
@@ -167,19 +182,28 @@ Task<void> RpcEndpoint::worker_loop() {
         continue;
       }
     }
-    CallContext ctx{q.peer,       q.method->spec.name, q.arrived_at, q.deadline, queue_time, q.business_priority,
-                    q.user_priority, std::move(q.ticket), q.trace_id};
-    if (q.method->spec.cost > Duration::zero()) co_await rt_.compute(q.method->spec.cost);
-    Result<std::string> r = Status{StatusCode::internal, "handler did not run"};
-    try {
-      r = co_await q.method->handler(std::move(ctx), std::move(q.payload));
-    } catch (const std::exception& e) {
-      rt_.error("rpc: handler {} threw: {}", q.method->spec.name, e.what());
-      r = Status{StatusCode::internal, std::string("handler threw: ") + e.what()};
-    }
-    if (r.ok()) ++server_stats_.served_ok; else ++server_stats_.served_error;
-    reply(q.peer, q.call_id, r, queue_time);
+    co_await serve(std::move(q), queue_time);
   }
+}
+
+Task<void> RpcEndpoint::serve_immediate(Queued q) {
+  co_await serve(std::move(q), Duration::zero());
+  --immediate_in_flight_;
+}
+
+Task<void> RpcEndpoint::serve(Queued q, Duration queue_time) {
+  CallContext ctx{q.peer,          q.method->spec.name, q.arrived_at, q.deadline, queue_time, q.business_priority,
+                  q.user_priority, std::move(q.ticket), q.trace_id};
+  if (q.method->spec.cost > Duration::zero()) co_await rt_.compute(q.method->spec.cost);
+  Result<std::string> r = Status{StatusCode::internal, "handler did not run"};
+  try {
+    r = co_await q.method->handler(std::move(ctx), std::move(q.payload));
+  } catch (const std::exception& e) {
+    rt_.error("rpc: handler {} threw: {}", q.method->spec.name, e.what());
+    r = Status{StatusCode::internal, std::string("handler threw: ") + e.what()};
+  }
+  if (r.ok()) ++server_stats_.served_ok; else ++server_stats_.served_error;
+  reply(q.peer, q.call_id, r, queue_time);
 }
 
 void RpcEndpoint::record_queue_time(Duration q) {

@@ -53,6 +53,9 @@ struct ServerConfig {
   // requests, whichever comes first (DAGOR's parameters).
   Duration overload_window = seconds(1);
   size_t overload_window_requests = 2'000;
+  // Requests of Dispatch::immediate methods running at once; beyond it they
+  // are answered overloaded.
+  size_t immediate_in_flight_max = 4'096;
 };
 
 struct ClientConfig {
@@ -97,6 +100,7 @@ class RpcEndpoint {
     uint64_t received = 0, served_ok = 0, served_error = 0;
     uint64_t rejected_on_arrival = 0, rejected_after_queueing = 0, dropped_expired = 0;
     uint64_t rejected_queue_full = 0, unknown_method = 0, malformed = 0;
+    uint64_t immediate = 0, rejected_immediate_full = 0;
   };
   struct ClientStats {
     uint64_t calls = 0, ok = 0, timeouts = 0, unavailable = 0, overloaded = 0, other_errors = 0;
@@ -137,6 +141,10 @@ class RpcEndpoint {
 
   Task<void> receive_loop();
   Task<void> worker_loop();
+  // Runs one request (service cost, handler, reply). Shared by the workers
+  // and by immediate dispatch.
+  Task<void> serve(Queued q, Duration queue_time);
+  Task<void> serve_immediate(Queued q);
   void handle_frame(NodeId peer, std::string bytes);
   void reply(NodeId peer, uint64_t call_id, const Result<std::string>& result, Duration queue_time);
   void resolve(uint64_t call_id, Result<std::string> result);
@@ -172,6 +180,7 @@ class RpcEndpoint {
   std::deque<Queued> queue_;
   Channel<bool> work_ready_;
   size_t idle_workers_ = 0;
+  size_t immediate_in_flight_ = 0;
 
   // Overload signal window.
   TimePoint window_start_;

@@ -24,10 +24,21 @@ namespace wx::rpc {
 
 enum class Idempotent : bool { no = false, yes = true };
 
+// How a server runs a method's requests.
+//   queued:    through the worker pool, FIFO, with FastReject (the default).
+//   immediate: as its own task at arrival, outside the pool and its queue.
+//              For short protocol messages that other handlers wait on
+//              (e.g. Paxos steps while kv.Put handlers hold every worker
+//              until their write commits): queueing them behind those
+//              handlers would deadlock. Bounded by
+//              ServerConfig::immediate_in_flight_max.
+enum class Dispatch : uint8_t { queued, immediate };
+
 struct MethodSpec {
   std::string name;
   Idempotent idempotent = Idempotent::no;
   Duration cost = Duration::zero();  // service cost per request
+  Dispatch dispatch = Dispatch::queued;
 };
 
 struct CallContext {

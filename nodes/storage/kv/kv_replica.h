@@ -38,7 +38,10 @@
 
 namespace wx::kv {
 
-inline const rpc::MethodSpec kStepMethod{"paxos.Step", rpc::Idempotent::no, Duration::zero()};
+// Immediate: Paxos steps must not queue behind kv.Put handlers, which hold
+// their workers until the write they wait for commits — through these steps.
+inline const rpc::MethodSpec kStepMethod{"paxos.Step", rpc::Idempotent::no, Duration::zero(),
+                                         rpc::Dispatch::immediate};
 inline const rpc::MethodSpec kGetMethod{"kv.Get", rpc::Idempotent::yes, Duration::zero()};
 inline const rpc::MethodSpec kScanMethod{"kv.Scan", rpc::Idempotent::yes, Duration::zero()};
 // Not idempotent at the RPC layer (the Router never retries them); KvClient

@@ -1,0 +1,107 @@
+// ContactsService: the data-access service of the contact list, over the
+// sharded KV store (nodes/storage/shard/). docs/storage.md, "Sharding and
+// data-access services", has the protocol.
+//
+// A stateless RPC node (no disk). All keys of a user live in the user's home
+// shard (ShardMap::group_of):
+//   c/<uid>/<contact_uid>  ContactItem (contacts.proto); a removal leaves a
+//                          tombstone; written only by CAS, and only forward
+//                          (a higher change_version replaces a lower one);
+//   cv/<uid>               ContactsVersion: the per-user version, bumped by
+//                          one by a CAS on every change, plus that change.
+// A change commits with the CAS of cv/<uid>; the item write is rolled forward
+// afterwards — by the writer, by the next change (before its own CAS), and
+// overlaid by ListContacts — so at most the last change is not yet in its
+// item, and a crash between the two steps loses nothing.
+//
+// Methods (all idempotent: a change is a set operation, re-adding a present
+// contact or removing an absent one changes nothing):
+//   contacts.AddContact     (uid, contact_uid) → version, changed;
+//   contacts.RemoveContact  (uid, contact_uid) → version, changed;
+//   contacts.ListContacts   (uid) → version, contact uids (a snapshot: the
+//                           version key read unchanged before and after the
+//                           scan).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "nodes/rpc/endpoint.h"
+#include "nodes/runtime/node.h"
+#include "nodes/storage/contacts/contacts.pb.h"
+#include "nodes/storage/shard/shard_map.h"
+
+namespace wx::contacts {
+
+inline const rpc::MethodSpec kAddContactMethod{"contacts.AddContact", rpc::Idempotent::yes,
+                                               Duration::zero()};
+inline const rpc::MethodSpec kRemoveContactMethod{"contacts.RemoveContact", rpc::Idempotent::yes,
+                                                  Duration::zero()};
+inline const rpc::MethodSpec kListContactsMethod{"contacts.ListContacts", rpc::Idempotent::yes,
+                                                 Duration::zero()};
+
+inline constexpr std::string_view kContactItemKeyPrefix = "c/";
+inline constexpr std::string_view kContactsVersionKeyPrefix = "cv/";
+
+// "c/<uid>/" — the scan prefix of a user's items.
+std::string contact_items_prefix(uint64_t uid);
+std::string contact_item_key(uint64_t uid, uint64_t contact_uid);
+std::string contacts_version_key(uint64_t uid);
+
+struct ContactsServiceConfig {
+  std::shared_ptr<const shard::ShardMap> shards;
+  std::string zone;  // for logs
+  rpc::ServerConfig server;
+  // Longest a request works before answering (further capped by the caller's
+  // deadline minus reply_margin).
+  Duration request_budget = seconds(3);
+  Duration reply_margin = milliseconds(50);
+  shard::ShardedKvClientConfig kv;
+  // Pause (jittered) between rounds of a step that got no definite answer or
+  // lost a race.
+  Duration retry_pause = milliseconds(20);
+};
+
+struct ContactsServiceStats {
+  uint64_t changes = 0, no_ops = 0, unknown = 0, invalid = 0;
+  uint64_t version_cas_retries = 0;  // version CAS lost or unknown
+  uint64_t rolled_forward = 0;       // item writes done for a committed change
+  uint64_t list_retries = 0;         // version moved during a list
+};
+
+class ContactsService final : public Node {
+ public:
+  ContactsService(Runtime& rt, ContactsServiceConfig config);
+  ~ContactsService() override;
+  void start() override;
+  std::string_view kind() const override { return "contacts"; }
+
+  rpc::RpcEndpoint& endpoint() { return endpoint_; }
+  const ContactsServiceStats& stats() const { return stats_; }
+
+ private:
+  TimePoint deadline_for(const rpc::CallContext& ctx) const;
+  Task<void> pause();
+  // Reads cv/<uid>: nullopt at the deadline; else the record (version 0 if
+  // absent) and the key's KV version in *kv_version.
+  Task<std::optional<ContactsVersion>> read_version(kv::KvClient* kv, uint64_t uid,
+                                                    TimePoint deadline, uint64_t* kv_version);
+  // Makes the item of `rec`'s change reflect it (CAS, forward only); false at
+  // the deadline.
+  Task<bool> roll_forward(kv::KvClient* kv, uint64_t uid, ContactsVersion rec, TimePoint deadline);
+
+  Task<rpc::Result<ChangeContactReply>> serve_change(rpc::CallContext ctx, ChangeContactRequest req,
+                                                     bool remove);
+  Task<rpc::Result<ListContactsReply>> serve_list(rpc::CallContext ctx, ListContactsRequest req);
+
+  Runtime& rt_;
+  ContactsServiceConfig config_;
+  rpc::RpcEndpoint endpoint_;
+  shard::ShardedKvClient kv_;
+  ContactsServiceStats stats_;
+};
+
+}  // namespace wx::contacts

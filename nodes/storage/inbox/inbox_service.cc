@@ -1,0 +1,170 @@
+#include "nodes/storage/inbox/inbox_service.h"
+
+#include <charconv>
+#include <limits>
+#include <utility>
+
+namespace wx::inbox {
+
+std::string inbox_prefix(uint64_t uid) {
+  std::string k(kInboxKeyPrefix);
+  k += std::to_string(uid);
+  k += '/';
+  return k;
+}
+
+std::string inbox_key(uint64_t uid, uint64_t seq) {
+  std::string digits = std::to_string(seq);
+  std::string k = inbox_prefix(uid);
+  k.append(static_cast<size_t>(kSeqDigits) - digits.size(), '0');
+  k += digits;
+  return k;
+}
+
+std::optional<uint64_t> seq_of_key(std::string_view key) {
+  size_t slash = key.rfind('/');
+  if (slash == std::string_view::npos ||
+      key.size() - slash - 1 != static_cast<size_t>(kSeqDigits)) {
+    return std::nullopt;
+  }
+  std::string_view digits = key.substr(slash + 1);
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  if (ec != std::errc() || p != digits.data() + digits.size()) return std::nullopt;
+  return v;
+}
+
+InboxService::InboxService(Runtime& rt, InboxServiceConfig config)
+    : rt_(rt),
+      config_(std::move(config)),
+      endpoint_(rt, config_.server),
+      kv_(rt, endpoint_, config_.shards, config_.kv) {}
+
+InboxService::~InboxService() = default;
+
+void InboxService::start() {
+  endpoint_.register_method<AppendRequest, AppendReply>(
+      kAppendMethod,
+      [this](rpc::CallContext ctx, AppendRequest req) -> Task<rpc::Result<AppendReply>> {
+        return serve_append(std::move(ctx), std::move(req));
+      });
+  endpoint_.register_method<RangeRequest, RangeReply>(
+      kRangeMethod,
+      [this](rpc::CallContext ctx, RangeRequest req) -> Task<rpc::Result<RangeReply>> {
+        return serve_range(std::move(ctx), std::move(req));
+      });
+  endpoint_.start();
+}
+
+TimePoint InboxService::deadline_for(const rpc::CallContext& ctx) const {
+  TimePoint d = rt_.now() + config_.request_budget;
+  if (ctx.deadline - config_.reply_margin < d) d = ctx.deadline - config_.reply_margin;
+  return d;
+}
+
+Task<void> InboxService::pause() {
+  int64_t pause_ns = config_.retry_pause.ns();
+  co_await rt_.sleep(nanoseconds(
+      pause_ns / 2 +
+      static_cast<int64_t>(rt_.rng().next_u64() % static_cast<uint64_t>(pause_ns + 1))));
+}
+
+Task<rpc::Result<AppendReply>> InboxService::serve_append(rpc::CallContext ctx, AppendRequest req) {
+  AppendReply reply;
+  std::optional<shard::ShardedKvClient::Lease> lease;
+  if (req.uid() != 0 && req.seq() != 0 && req.message().size() <= kMessageBytesMax) {
+    lease = kv_.lease_for_user(req.uid());
+  }
+  if (!lease) {
+    ++stats_.invalid;
+    reply.set_code(INBOX_INVALID);
+    co_return reply;
+  }
+  kv::KvClient* kv = lease->get();
+  const TimePoint deadline = deadline_for(ctx);
+  const std::string key = inbox_key(req.uid(), req.seq());
+  kv::KvResult c = co_await kv->cas(key, 0, req.message());
+  bool counted_unknown = false;
+  while (c.code != kv::KvResultCode::ok) {
+    if (c.code == kv::KvResultCode::cas_failed) {
+      // The key exists and never changes: compare.
+      kv::KvResult g = co_await kv->get(key);
+      if (g.code != kv::KvResultCode::ok || !g.found) {
+        // !found cannot follow a cas_failed from version 0 (no deletes); treat
+        // it like an unreadable key.
+        if (rt_.now() >= deadline) break;
+        co_await pause();
+        continue;  // c stays cas_failed: read again
+      }
+      if (g.value == req.message()) {
+        ++stats_.duplicates;
+        reply.set_code(INBOX_OK);
+        reply.set_duplicate(true);
+      } else {
+        ++stats_.conflicts;
+        reply.set_code(INBOX_CONFLICT);
+      }
+      co_return reply;
+    }
+    // unknown: re-issue the same CAS from the same client; its newer request
+    // id fences the unknown one, so a definite answer settles the key.
+    if (!counted_unknown) ++stats_.append_unknown;
+    counted_unknown = true;
+    if (rt_.now() >= deadline) break;
+    co_await pause();
+    c = co_await kv->cas(key, 0, req.message());
+  }
+  if (c.code == kv::KvResultCode::ok) {
+    ++stats_.appended;
+    reply.set_code(INBOX_OK);
+    co_return reply;
+  }
+  ++stats_.unknown;
+  reply.set_code(INBOX_UNKNOWN);
+  co_return reply;
+}
+
+Task<rpc::Result<RangeReply>> InboxService::serve_range(rpc::CallContext ctx, RangeRequest req) {
+  RangeReply reply;
+  std::optional<shard::ShardedKvClient::Lease> lease;
+  if (req.uid() != 0) lease = kv_.lease_for_user(req.uid());
+  if (!lease) {
+    ++stats_.invalid;
+    reply.set_code(INBOX_INVALID);
+    co_return reply;
+  }
+  ++stats_.ranges;
+  reply.set_code(INBOX_OK);
+  if (req.after_seq() == std::numeric_limits<uint64_t>::max())
+    co_return reply;  // nothing can follow
+  const uint32_t limit =
+      req.limit() == 0 || req.limit() > kRangeMessagesMax ? kRangeMessagesMax : req.limit();
+  std::string to = inbox_prefix(req.uid());
+  to.back() = static_cast<char>(to.back() + 1);  // '/' + 1: just past every key of the uid
+  kv::KvClient* kv = lease->get();
+  const TimePoint deadline = deadline_for(ctx);
+  while (rt_.now() < deadline) {
+    kv::KvScanResult s =
+        co_await kv->scan("", inbox_key(req.uid(), req.after_seq() + 1), to, limit);
+    if (s.code != kv::KvResultCode::ok) {
+      co_await pause();
+      continue;
+    }
+    for (const kv::Item& item : s.items) {
+      std::optional<uint64_t> seq = seq_of_key(item.key());
+      if (!seq) {
+        rt_.error("inbox: malformed key {}", item.key());
+        continue;
+      }
+      InboxMessage* m = reply.add_messages();
+      m->set_seq(*seq);
+      m->set_message(item.value());
+    }
+    co_return reply;
+  }
+  ++stats_.unknown;
+  reply.set_code(INBOX_UNKNOWN);
+  co_return reply;
+}
+
+}  // namespace wx::inbox

@@ -1,0 +1,112 @@
+#include "nodes/storage/shard/shard_map.h"
+
+#include <set>
+#include <stdexcept>
+#include <utility>
+
+#include "nodes/runtime/random.h"
+
+namespace wx::shard {
+
+std::string ShardMap::validate(const ShardMapConfig& config) {
+  if (config.shards_per_datacenter == 0) return "shards_per_datacenter is 0";
+  std::set<std::pair<std::string, uint32_t>> seen;
+  std::set<std::string> dcs;
+  for (const ShardGroup& g : config.groups) {
+    if (g.shard >= config.shards_per_datacenter)
+      return "shard index out of range in " + g.datacenter;
+    if (g.replicas.empty()) return "group without replicas in " + g.datacenter;
+    if (!seen.insert({g.datacenter, g.shard}).second) return "duplicate group in " + g.datacenter;
+    dcs.insert(g.datacenter);
+  }
+  if (seen.size() != dcs.size() * config.shards_per_datacenter)
+    return "a datacenter is missing shards";
+  for (const auto& [uid, dc] : config.home_datacenter) {
+    if (dcs.count(dc) == 0)
+      return "uid " + std::to_string(uid) + " homed in unknown datacenter " + dc;
+  }
+  if (!config.default_datacenter.empty() && dcs.count(config.default_datacenter) == 0) {
+    return "unknown default datacenter " + config.default_datacenter;
+  }
+  return "";
+}
+
+ShardMap::ShardMap(ShardMapConfig config) : config_(std::move(config)) {
+  if (std::string err = validate(config_); !err.empty())
+    throw std::invalid_argument("ShardMap: " + err);
+  for (GroupIndex i = 0; i < config_.groups.size(); ++i) {
+    by_dc_shard_[{config_.groups[i].datacenter, config_.groups[i].shard}] = i;
+  }
+}
+
+uint32_t ShardMap::shard_of(uint64_t uid) const {
+  return static_cast<uint32_t>(fnv1a64(std::to_string(uid)) % config_.shards_per_datacenter);
+}
+
+std::optional<std::string> ShardMap::home_of(uint64_t uid) const {
+  auto it = config_.home_datacenter.find(uid);
+  if (it != config_.home_datacenter.end()) return it->second;
+  if (!config_.default_datacenter.empty()) return config_.default_datacenter;
+  return std::nullopt;
+}
+
+std::optional<GroupIndex> ShardMap::group_of(uint64_t uid) const {
+  std::optional<std::string> dc = home_of(uid);
+  if (!dc) return std::nullopt;
+  auto it = by_dc_shard_.find({*dc, shard_of(uid)});
+  if (it == by_dc_shard_.end()) return std::nullopt;  // unreachable for a valid map
+  return it->second;
+}
+
+ShardedKvClient::Lease::Lease(ShardedKvClient* owner, GroupIndex group,
+                              std::unique_ptr<kv::KvClient> client)
+    : owner_(owner), group_(group), client_(std::move(client)) {}
+
+ShardedKvClient::Lease::Lease(Lease&& o) noexcept
+    : owner_(o.owner_), group_(o.group_), client_(std::move(o.client_)) {}
+
+ShardedKvClient::Lease& ShardedKvClient::Lease::operator=(Lease&& o) noexcept {
+  if (this != &o) {
+    if (client_) owner_->give_back(group_, std::move(client_));
+    owner_ = o.owner_;
+    group_ = o.group_;
+    client_ = std::move(o.client_);
+  }
+  return *this;
+}
+
+ShardedKvClient::Lease::~Lease() {
+  if (client_) owner_->give_back(group_, std::move(client_));
+}
+
+ShardedKvClient::ShardedKvClient(Runtime& rt, rpc::RpcEndpoint& endpoint,
+                                 std::shared_ptr<const ShardMap> map, ShardedKvClientConfig config)
+    : rt_(rt),
+      endpoint_(endpoint),
+      map_(std::move(map)),
+      config_(config),
+      idle_(map_->group_count()) {}
+
+std::optional<ShardedKvClient::Lease> ShardedKvClient::lease_for_user(uint64_t uid) {
+  std::optional<GroupIndex> g = map_->group_of(uid);
+  if (!g) return std::nullopt;
+  std::vector<std::unique_ptr<kv::KvClient>>& pool = idle_[*g];
+  if (!pool.empty()) {
+    std::unique_ptr<kv::KvClient> c = std::move(pool.back());
+    pool.pop_back();
+    return Lease(this, *g, std::move(c));
+  }
+  kv::KvClientConfig cc;
+  cc.replicas = map_->group(*g).replicas;
+  cc.call_timeout = config_.call_timeout;
+  cc.attempt_timeout = config_.attempt_timeout;
+  cc.retry_backoff = config_.retry_backoff;
+  ++clients_created_;
+  return Lease(this, *g, std::make_unique<kv::KvClient>(rt_, endpoint_, cc));
+}
+
+void ShardedKvClient::give_back(GroupIndex g, std::unique_ptr<kv::KvClient> c) {
+  if (idle_[g].size() < kIdleKvClientsPerGroupMax) idle_[g].push_back(std::move(c));
+}
+
+}  // namespace wx::shard
