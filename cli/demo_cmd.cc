@@ -213,7 +213,7 @@ int run_demo(const DemoOptions& opt) {
                 to_string(percentile(lat, 0.50)).c_str(), to_string(percentile(lat, 0.99)).c_str());
   }
 
-  std::printf("\nrouting (clients alive at the end):\n");
+  std::printf("\nrouting (each client's current incarnation):\n");
   for (size_t i = 0; i < clients.size(); ++i) {
     const rpc::LoadClient* c = sim.node_as<rpc::LoadClient>(clients[i]);
     if (!c) continue;
