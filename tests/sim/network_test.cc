@@ -9,35 +9,15 @@
 
 #include "nodes/runtime/transport.h"
 #include "sim/simulation.h"
+#include "tests/sim/recorder_node.h"
 
 namespace wx::sim {
 namespace {
 
 using namespace time_literals;
 
-struct Arrival {
-  TimePoint at;
-  Inbound::Kind kind;
-  uint32_t peer;
-  std::string data;
-};
-
-class Recorder final : public Node {
- public:
-  Recorder(Runtime& rt, std::vector<Arrival>* log) : rt_(rt), log_(log) {}
-  std::string_view kind() const override { return "recorder"; }
-  void start() override { rt_.spawn(loop(), "recv"); }
-
- private:
-  Task<void> loop() {
-    for (;;) {
-      Inbound in = co_await rt_.transport().receive();
-      log_->push_back({rt_.now(), in.kind, in.peer.value, in.data});
-    }
-  }
-  Runtime& rt_;
-  std::vector<Arrival>* log_;
-};
+using testing::Arrival;
+using testing::Recorder;
 
 struct Fixture {
   Simulation sim{SimConfig{}};
