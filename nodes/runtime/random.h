@@ -2,7 +2,7 @@
 //
 // Determinism rules (STYLE.md): one root seed per run; every stream is derived
 // from it by label and index (`Rng::derive`), never from the wall clock or
-// std::random_device; the distributions are written here rather than taken from
+// the OS entropy device; the distributions are written here rather than taken from
 // <random>, whose distributions differ between standard libraries. The
 // generator is xoshiro256** seeded through splitmix64.
 //
