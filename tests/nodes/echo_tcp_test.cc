@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
+#include "cli/child_process.h"
 
 #ifndef WXSIM_BINARY
 #error "WXSIM_BINARY must name the wxsim executable"
@@ -38,112 +38,11 @@ using namespace std::chrono_literals;
 constexpr auto kStartBound = 20s;
 constexpr auto kRunBound = 60s;
 
-// A child process with its stdout (and optionally stderr) on pipes. Killed and
-// reaped on destruction if still running.
-class Child {
+// The wxsim binary as a child process (cli/child_process.h).
+class Child : public wx::cli::ChildProcess {
  public:
-  Child(const std::vector<std::string>& args, bool capture_stderr) {
-    int out[2], err[2] = {-1, -1};
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    if (capture_stderr && ::pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    if (capture_stderr) posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(WXSIM_BINARY));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    const int rc = ::posix_spawn(&pid_, WXSIM_BINARY, &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    if (capture_stderr) ::close(err[1]);
-    out_fd_ = out[0];
-    err_fd_ = err[0];
-    if (rc != 0) {
-      pid_ = -1;
-      throw std::runtime_error(std::string("posix_spawn " WXSIM_BINARY ": ") + std::strerror(rc));
-    }
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  ~Child() {
-    if (pid_ > 0 && !status_) {
-      ::kill(pid_, SIGKILL);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
-    }
-    if (out_fd_ >= 0) ::close(out_fd_);
-    if (err_fd_ >= 0) ::close(err_fd_);
-  }
-
-  // One line of stdout (without the newline), or nullopt on EOF or deadline.
-  std::optional<std::string> read_line(Clock::time_point deadline) {
-    for (;;) {
-      const size_t nl = out_buffer_.find('\n');
-      if (nl != std::string::npos) {
-        std::string line = out_buffer_.substr(0, nl);
-        out_buffer_.erase(0, nl + 1);
-        return line;
-      }
-      if (!read_some(out_fd_, out_buffer_, deadline)) return std::nullopt;
-    }
-  }
-  // Everything up to EOF (or the deadline).
-  std::string read_stdout(Clock::time_point deadline) {
-    return drain(out_fd_, out_buffer_, deadline);
-  }
-  std::string read_stderr(Clock::time_point deadline) {
-    return drain(err_fd_, err_buffer_, deadline);
-  }
-
-  // The wait status once the child exits, or nullopt at the deadline.
-  std::optional<int> wait(Clock::time_point deadline) {
-    while (!status_) {
-      int st = 0;
-      const pid_t r = ::waitpid(pid_, &st, WNOHANG);
-      if (r == pid_) {
-        status_ = st;
-        break;
-      }
-      if (r < 0 && errno != EINTR) return std::nullopt;
-      if (Clock::now() >= deadline) return std::nullopt;
-      std::this_thread::sleep_for(5ms);
-    }
-    return status_;
-  }
-  void signal(int signo) { ::kill(pid_, signo); }
-
- private:
-  // Appends what is readable to `buffer`; false on EOF, error or deadline.
-  static bool read_some(int fd, std::string& buffer, Clock::time_point deadline) {
-    for (;;) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) return false;
-      pollfd p{fd, POLLIN, 0};
-      const int ready = ::poll(&p, 1, static_cast<int>(left));
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready <= 0) return false;
-      char chunk[4096];
-      const ssize_t n = ::read(fd, chunk, sizeof chunk);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      buffer.append(chunk, static_cast<size_t>(n));
-      return true;
-    }
-  }
-  static std::string drain(int fd, std::string& buffer, Clock::time_point deadline) {
-    while (read_some(fd, buffer, deadline)) {
-    }
-    return std::exchange(buffer, std::string());
-  }
-
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  int err_fd_ = -1;
-  std::string out_buffer_, err_buffer_;
-  std::optional<int> status_;
+  Child(const std::vector<std::string>& args, bool capture_stderr)
+      : ChildProcess(WXSIM_BINARY, args, capture_stderr ? Stderr::capture : Stderr::inherit) {}
 };
 
 std::string describe_status(std::optional<int> st) {
