@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/script_caller.h"
 #include "nodes/storage/account/account_service.h"
 #include "nodes/storage/kv/kv_replica.h"
 #include "sim/simulation.h"
@@ -53,23 +54,7 @@ constexpr int kExtraAccountsPerContender = 2;
 
 const std::string kContested = "wxid_contested";
 
-// A caller node: its own endpoint, running a scripted coroutine.
-class Caller final : public Node {
- public:
-  using Script = std::function<Task<void>(Caller&)>;
-  Caller(Runtime& rt, Script script) : rt(rt), endpoint(rt), script_(std::move(script)) {}
-  void start() override {
-    endpoint.start();
-    rt.spawn(script_(*this), "script");
-  }
-  std::string_view kind() const override { return "caller"; }
-
-  Runtime& rt;
-  rpc::RpcEndpoint endpoint;
-
- private:
-  Script script_;
-};
+using Caller = wx::testing::ScriptCaller;
 
 struct RegOutcome {
   std::string account_id;

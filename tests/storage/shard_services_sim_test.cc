@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/script_caller.h"
 #include "nodes/storage/contacts/contacts_service.h"
 #include "nodes/storage/inbox/inbox_service.h"
 #include "nodes/storage/kv/kv_replica.h"
@@ -51,22 +52,7 @@ constexpr Duration kElectionSettle = seconds(2);  // every group has a leader by
 constexpr Duration kScenarioLimit = seconds(120);
 constexpr Duration kCatchUp = seconds(2);  // a restored replica catches up
 
-class Caller final : public Node {
- public:
-  using Script = std::function<Task<void>(Caller&)>;
-  Caller(Runtime& rt, Script script) : rt(rt), endpoint(rt), script_(std::move(script)) {}
-  void start() override {
-    endpoint.start();
-    rt.spawn(script_(*this), "script");
-  }
-  std::string_view kind() const override { return "caller"; }
-
-  Runtime& rt;
-  rpc::RpcEndpoint endpoint;
-
- private:
-  Script script_;
-};
+using Caller = wx::testing::ScriptCaller;
 
 // Calls the services in turn (moving on after every inconclusive answer)
 // until a reply whose code is not `unknown_code`; nullopt on giving up.

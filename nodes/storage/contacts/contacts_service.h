@@ -51,19 +51,7 @@ std::string contact_items_prefix(uint64_t uid);
 std::string contact_item_key(uint64_t uid, uint64_t contact_uid);
 std::string contacts_version_key(uint64_t uid);
 
-struct ContactsServiceConfig {
-  std::shared_ptr<const shard::ShardMap> shards;
-  std::string zone;  // for logs
-  rpc::ServerConfig server;
-  // Longest a request works before answering (further capped by the caller's
-  // deadline minus reply_margin).
-  Duration request_budget = seconds(3);
-  Duration reply_margin = milliseconds(50);
-  shard::ShardedKvClientConfig kv;
-  // Pause (jittered) between rounds of a step that got no definite answer or
-  // lost a race.
-  Duration retry_pause = milliseconds(20);
-};
+using ContactsServiceConfig = shard::DataServiceConfig;
 
 struct ContactsServiceStats {
   uint64_t changes = 0, no_ops = 0, unknown = 0, invalid = 0;

@@ -46,15 +46,7 @@ std::string inbox_key(uint64_t uid, uint64_t seq);
 // The seq of an inbox key; nullopt if malformed.
 std::optional<uint64_t> seq_of_key(std::string_view key);
 
-struct InboxServiceConfig {
-  std::shared_ptr<const shard::ShardMap> shards;
-  std::string zone;  // for logs
-  rpc::ServerConfig server;
-  Duration request_budget = seconds(3);
-  Duration reply_margin = milliseconds(50);
-  shard::ShardedKvClientConfig kv;
-  Duration retry_pause = milliseconds(20);
-};
+using InboxServiceConfig = shard::DataServiceConfig;
 
 struct InboxServiceStats {
   uint64_t appended = 0, duplicates = 0, conflicts = 0, unknown = 0, invalid = 0;

@@ -122,4 +122,20 @@ class ShardedKvClient {
   uint64_t clients_created_ = 0;
 };
 
+// What every data-access service over the sharded store (contacts, inbox,
+// later ones) is configured with.
+struct DataServiceConfig {
+  std::shared_ptr<const ShardMap> shards;
+  std::string zone;  // for logs
+  rpc::ServerConfig server;
+  // Longest a request works before answering (further capped by the caller's
+  // deadline minus reply_margin).
+  Duration request_budget = seconds(3);
+  Duration reply_margin = milliseconds(50);
+  ShardedKvClientConfig kv;
+  // Pause (jittered) between rounds of a step that got no definite answer or
+  // lost a race.
+  Duration retry_pause = milliseconds(20);
+};
+
 }  // namespace wx::shard
