@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "cli/commands.h"
 #include "nodes/echo/echo.pb.h"
 #include "nodes/echo/rpc_echo.h"
@@ -66,7 +68,7 @@ int run_demo(const DemoOptions& opt) {
     return 2;
   }
   if (!(opt.rate > 0 && opt.rate <= 100'000)) {
-    std::fprintf(stderr, "wxsim demo: --rate %g: expected calls per second per client in (0, 100000]\n", opt.rate);
+    fmt::print(stderr, "wxsim demo: --rate {}: expected calls per second per client in (0, 100000]\n", opt.rate);
     return 2;
   }
   if (opt.attempts < 1 || opt.attempts > 10) {
@@ -156,9 +158,8 @@ int run_demo(const DemoOptions& opt) {
 
   // --- report ---------------------------------------------------------------
   std::printf("wxsim demo: zone outage, crash and partition; echo service over RPC in 3 zones\n");
-  std::printf("seed %llu, %s simulated, %g calls/s per client, 200 ms deadline, up to %d attempts per call%s\n\n",
-              static_cast<unsigned long long>(opt.seed), to_string(d).c_str(), opt.rate, opt.attempts,
-              opt.attempts == 1 ? " (no fail-over)" : "");
+  fmt::print("seed {}, {} simulated, {} calls/s per client, 200 ms deadline, up to {} attempts per call{}\n\n",
+             opt.seed, to_string(d), opt.rate, opt.attempts, opt.attempts == 1 ? " (no fail-over)" : "");
   std::printf("timeline:\n");
   for (const Mark& m : timeline) std::printf("  %10s  %s\n", to_string(m.at).c_str(), m.what.c_str());
 
@@ -182,15 +183,15 @@ int run_demo(const DemoOptions& opt) {
       if (all[i] == 0) {
         std::printf(" %6s", "-");
       } else {
-        std::printf(" %6.3f", static_cast<double>(ok[i]) / static_cast<double>(all[i]));
+        fmt::print(" {:6.3f}", static_cast<double>(ok[i]) / static_cast<double>(all[i]));
       }
       total += all[i];
       total_ok += ok[i];
     }
     std::printf("\n");
   }
-  std::printf("  overall %.4f (%llu of %llu calls ok)\n", total ? static_cast<double>(total_ok) / static_cast<double>(total) : 1.0,
-              static_cast<unsigned long long>(total_ok), static_cast<unsigned long long>(total));
+  fmt::print("  overall {:.4f} ({} of {} calls ok)\n",
+             total ? static_cast<double>(total_ok) / static_cast<double>(total) : 1.0, total_ok, total);
 
   std::printf("\n%-8s %7s %7s %8s %11s %10s %9s %9s\n", "client", "calls", "ok", "timeout", "unavailable",
               "overloaded", "p50", "p99");
@@ -239,8 +240,8 @@ int run_demo(const DemoOptions& opt) {
               static_cast<unsigned long long>(ns.resets));
   std::printf("kernel:  %llu events\n", static_cast<unsigned long long>(sim.kernel().events_executed()));
   std::printf("trace hash: %016llx\n", static_cast<unsigned long long>(sim.trace_hash()));
-  std::printf("reproduce:  wxsim demo --seed %llu --duration %s --rate %g --attempts %d\n",
-              static_cast<unsigned long long>(opt.seed), opt.duration.c_str(), opt.rate, opt.attempts);
+  fmt::print("reproduce:  wxsim demo --seed {} --duration {} --rate {} --attempts {}\n", opt.seed, opt.duration,
+             opt.rate, opt.attempts);
 
   if (!opt.trace_out.empty()) {
     std::ofstream out(opt.trace_out);

@@ -1,8 +1,9 @@
 #include "sim/faults.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <stdexcept>
+
+#include <fmt/format.h>
 
 #include "sim/simulation.h"
 
@@ -10,11 +11,8 @@ namespace wx::sim {
 
 namespace {
 
-std::string format_p(double p) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", p);
-  return buf;
-}
+// Locale-independent (fmt ignores LC_NUMERIC): descriptions are hashed.
+std::string format_p(double p) { return fmt::format("{:.6g}", p); }
 
 void check_loss(double loss_p) {
   if (!(loss_p >= 0 && loss_p < 1)) {

@@ -120,10 +120,19 @@ bool Kernel::step() {
   assert(e.at_ns >= now_.ns());
   now_ = TimePoint::from_ns(e.at_ns);
   UniqueFunction fn = std::move(s.fn);
-  trace_.add(now_, e.seq, s.tag);
+  const TraceTag tag = s.tag;
+  trace_.add(now_, e.seq, tag);
   free_slots_.push_back(e.slot);  // `s` may be reused by what fn schedules
   ++executed_;
-  fn();
+  // A callback that throws (a timer's, a delivery's) fails the run with the
+  // exception's text, as a throwing task does; it never escapes the loop.
+  try {
+    fn();
+  } catch (const std::exception& ex) {
+    fail(describe_throw(tag, ex.what()));
+  } catch (...) {
+    fail(describe_throw(tag, "an exception not derived from std::exception"));
+  }
   return !failure_;
 }
 
@@ -140,6 +149,14 @@ bool Kernel::run_until_idle(uint64_t max_events) {
   while (!failure_ && executed_ < stop_at && step()) {
   }
   return !failure_;
+}
+
+std::string Kernel::describe_throw(const TraceTag& tag, std::string_view what) const {
+  std::string out = "a " + std::string(to_string(tag.kind)) + " event";
+  if (tag.node != 0) out += " of node n" + std::to_string(tag.node);
+  out += " threw at " + to_string(now_) + ": ";
+  out += what;
+  return out;
 }
 
 void Kernel::fail(std::string reason) {

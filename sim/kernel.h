@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nodes/runtime/function.h"
@@ -70,7 +71,8 @@ class Kernel {
   // Runs until no events are pending or `max_events` have run.
   bool run_until_idle(uint64_t max_events = UINT64_MAX);
 
-  // The first failure reported; stops all run loops.
+  // The first failure reported; stops all run loops. A callback that throws
+  // fails the run with the exception's text (the event, node and time named).
   void fail(std::string reason);
   const std::optional<std::string>& failure() const { return failure_; }
 
@@ -83,6 +85,7 @@ class Kernel {
   const Trace& trace() const { return trace_; }
 
  private:
+  std::string describe_throw(const TraceTag& tag, std::string_view what) const;
   struct Slot {
     UniqueFunction fn;
     uint64_t seq = 0;

@@ -1,5 +1,6 @@
 #include "nodes/rpc/endpoint.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "nodes/rpc/rpc.pb.h"
@@ -125,6 +126,9 @@ void RpcEndpoint::handle_frame(NodeId peer, std::string bytes) {
     ++server_stats_.dropped_expired;
     return;  // the caller has already given up
   }
+  // Any positive budget from the wire is served, at most kCallTimeoutMax of it
+  // (no caller of ours waits longer), so the deadline is always finite.
+  const TimePoint deadline = now + std::min(nanoseconds(req->timeout_ns()), kCallTimeoutMax);
   if (m->second.spec.dispatch == Dispatch::immediate) {
     if (immediate_in_flight_ >= server_cfg_.immediate_in_flight_max) {
       ++server_stats_.rejected_immediate_full;
@@ -133,7 +137,7 @@ void RpcEndpoint::handle_frame(NodeId peer, std::string bytes) {
     }
     ++server_stats_.immediate;
     ++immediate_in_flight_;
-    rt_.spawn(serve_immediate(Queued{peer, req->call_id(), &m->second, now, now + nanoseconds(req->timeout_ns()),
+    rt_.spawn(serve_immediate(Queued{peer, req->call_id(), &m->second, now, deadline,
                                      req->business_priority(), req->user_priority(),
                                      std::move(*req->mutable_ticket()), req->trace_id(),
                                      std::move(*req->mutable_payload())}),
@@ -151,7 +155,7 @@ void RpcEndpoint::handle_frame(NodeId peer, std::string bytes) {
     reply(peer, req->call_id(), Status{StatusCode::overloaded, "queue full"}, Duration::zero());
     return;
   }
-  queue_.push_back(Queued{peer, req->call_id(), &m->second, now, now + nanoseconds(req->timeout_ns()),
+  queue_.push_back(Queued{peer, req->call_id(), &m->second, now, deadline,
                           req->business_priority(), req->user_priority(), std::move(*req->mutable_ticket()),
                           req->trace_id(), std::move(*req->mutable_payload())});
   if (idle_workers_ > 0) {
@@ -265,7 +269,7 @@ Task<Result<std::string>> RpcEndpoint::call_raw(NodeId target, const MethodSpec&
   if (st != SendStatus::ok) {
     p.result.emplace(Status{st == SendStatus::frame_too_large ? StatusCode::invalid_argument : StatusCode::unavailable,
                             std::string("send failed: ") + std::string(to_string(st))});
-  } else if (deadline != TimePoint::max()) {
+  } else {
     p.deadline_timer = rt_.call_at(deadline, [this, id] {
       auto it = pending_.find(id);
       if (it != pending_.end()) it->second.deadline_timer = 0;  // firing now

@@ -23,7 +23,9 @@
 // `timeout` at the deadline, or `unavailable` when the connection breaks.
 // It never retries: retries and fail-over belong to Router (router.h), which
 // only retries idempotent methods. A call never hangs: every pending call has
-// a deadline timer.
+// a deadline timer, at most kCallTimeoutMax (method.h) away whatever its
+// options say. A server serves any positive time budget from the wire (capped
+// at kCallTimeoutMax) and drops a zero or negative one unanswered.
 //
 // Limits: queue_len_max requests queued; pending_calls_max calls in flight.
 #pragma once

@@ -13,6 +13,7 @@
 // propagate: a downstream call never outlives its upstream caller.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -53,6 +54,11 @@ struct CallContext {
   uint64_t trace_id = 0;
 };
 
+// The longest a call may wait for its response, whatever its options say, and
+// the largest budget a server accepts from the wire. A bound on every call is
+// what makes "a call never hangs" true: the caller always arms a timer.
+inline constexpr Duration kCallTimeoutMax = minutes(10);
+
 struct CallOptions {
   Duration timeout = seconds(1);
   // If set, the call's deadline is the earlier of now + timeout and this.
@@ -75,9 +81,10 @@ struct CallOptions {
     return o;
   }
 
-  // The absolute local deadline for a call starting at `now`.
+  // The absolute local deadline for a call starting at `now`: the earliest of
+  // now + timeout, `deadline`, and now + kCallTimeoutMax. Always finite.
   TimePoint deadline_from(TimePoint now) const {
-    TimePoint d = timeout >= TimePoint::max() - now ? TimePoint::max() : now + timeout;
+    TimePoint d = now + std::min(timeout, kCallTimeoutMax);
     if (deadline && *deadline < d) d = *deadline;
     return d;
   }

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <fmt/format.h>
+
 namespace wx {
 
 std::string to_string(Duration d) {
@@ -30,8 +32,9 @@ std::string to_string(Duration d) {
     std::snprintf(buf, sizeof buf, "%lld%s", static_cast<long long>(ns / u->scale), u->name);
     return buf;
   }
-  std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(ns) / static_cast<double>(u->scale));
-  std::string out = buf;
+  // fmt, unlike printf, ignores the process locale: always a '.' (the
+  // result is hashed into traces and written to reports).
+  std::string out = fmt::format("{:.3f}", static_cast<double>(ns) / static_cast<double>(u->scale));
   while (out.back() == '0') out.pop_back();
   if (out.back() == '.') out.pop_back();
   return out + u->name;

@@ -6,6 +6,12 @@
 // Runtime that produced it (simulation start, or process start in production
 // mode); two TimePoints from different runtimes are not comparable.
 //
+// Arithmetic saturates: a sum, difference or product that would overflow
+// int64 clamps to the largest or smallest value instead (signed overflow is
+// undefined behaviour, and a value from the wire may be anything). So
+// `now + Duration::max()` is `TimePoint::max()`, a deadline that never comes,
+// and never a time in the past.
+//
 // Nothing here reads a clock: time comes only from `Runtime::now()`.
 #pragma once
 
@@ -17,6 +23,30 @@
 #include <string_view>
 
 namespace wx {
+
+namespace time_detail {
+constexpr int64_t sat_add(int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r)) {
+    return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+  }
+  return r;
+}
+constexpr int64_t sat_sub(int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (__builtin_sub_overflow(a, b, &r)) {
+    return b < 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+  }
+  return r;
+}
+constexpr int64_t sat_mul(int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r)) {
+    return (a < 0) != (b < 0) ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
+  }
+  return r;
+}
+}  // namespace time_detail
 
 class Duration {
  public:
@@ -31,14 +61,14 @@ class Duration {
   constexpr double s_f() const { return static_cast<double>(ns_) / 1e9; }
 
   constexpr auto operator<=>(const Duration&) const = default;
-  constexpr Duration operator+(Duration o) const { return Duration(ns_ + o.ns_); }
-  constexpr Duration operator-(Duration o) const { return Duration(ns_ - o.ns_); }
-  constexpr Duration operator-() const { return Duration(-ns_); }
-  constexpr Duration operator*(int64_t k) const { return Duration(ns_ * k); }
-  constexpr Duration operator/(int64_t k) const { return Duration(ns_ / k); }
-  constexpr int64_t operator/(Duration o) const { return ns_ / o.ns_; }
-  constexpr Duration& operator+=(Duration o) { ns_ += o.ns_; return *this; }
-  constexpr Duration& operator-=(Duration o) { ns_ -= o.ns_; return *this; }
+  constexpr Duration operator+(Duration o) const { return Duration(time_detail::sat_add(ns_, o.ns_)); }
+  constexpr Duration operator-(Duration o) const { return Duration(time_detail::sat_sub(ns_, o.ns_)); }
+  constexpr Duration operator-() const { return Duration(time_detail::sat_sub(0, ns_)); }
+  constexpr Duration operator*(int64_t k) const { return Duration(time_detail::sat_mul(ns_, k)); }
+  constexpr Duration operator/(int64_t k) const { return Duration(k == -1 ? time_detail::sat_sub(0, ns_) : ns_ / k); }
+  constexpr int64_t operator/(Duration o) const { return o.ns_ == -1 ? time_detail::sat_sub(0, ns_) : ns_ / o.ns_; }
+  constexpr Duration& operator+=(Duration o) { return *this = *this + o; }
+  constexpr Duration& operator-=(Duration o) { return *this = *this - o; }
 
  private:
   constexpr explicit Duration(int64_t ns) : ns_(ns) {}
@@ -46,10 +76,10 @@ class Duration {
 };
 
 constexpr Duration nanoseconds(int64_t n) { return Duration::from_ns(n); }
-constexpr Duration microseconds(int64_t n) { return Duration::from_ns(n * 1'000); }
-constexpr Duration milliseconds(int64_t n) { return Duration::from_ns(n * 1'000'000); }
-constexpr Duration seconds(int64_t n) { return Duration::from_ns(n * 1'000'000'000); }
-constexpr Duration minutes(int64_t n) { return seconds(n * 60); }
+constexpr Duration microseconds(int64_t n) { return Duration::from_ns(time_detail::sat_mul(n, 1'000)); }
+constexpr Duration milliseconds(int64_t n) { return Duration::from_ns(time_detail::sat_mul(n, 1'000'000)); }
+constexpr Duration seconds(int64_t n) { return Duration::from_ns(time_detail::sat_mul(n, 1'000'000'000)); }
+constexpr Duration minutes(int64_t n) { return seconds(time_detail::sat_mul(n, 60)); }
 
 class TimePoint {
  public:
@@ -62,10 +92,10 @@ class TimePoint {
   constexpr Duration since_epoch() const { return Duration::from_ns(ns_); }
 
   constexpr auto operator<=>(const TimePoint&) const = default;
-  constexpr TimePoint operator+(Duration d) const { return TimePoint(ns_ + d.ns()); }
-  constexpr TimePoint operator-(Duration d) const { return TimePoint(ns_ - d.ns()); }
-  constexpr Duration operator-(TimePoint o) const { return Duration::from_ns(ns_ - o.ns_); }
-  constexpr TimePoint& operator+=(Duration d) { ns_ += d.ns(); return *this; }
+  constexpr TimePoint operator+(Duration d) const { return TimePoint(time_detail::sat_add(ns_, d.ns())); }
+  constexpr TimePoint operator-(Duration d) const { return TimePoint(time_detail::sat_sub(ns_, d.ns())); }
+  constexpr Duration operator-(TimePoint o) const { return Duration::from_ns(time_detail::sat_sub(ns_, o.ns_)); }
+  constexpr TimePoint& operator+=(Duration d) { return *this = *this + d; }
 
  private:
   constexpr explicit TimePoint(int64_t ns) : ns_(ns) {}

@@ -2,6 +2,10 @@
 // routing, fail-over for idempotent methods only.
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <map>
+
+#include "nodes/rpc/rpc.pb.h"
 #include "tests/rpc/rpc_test_nodes.h"
 
 namespace wx::rpc::testing {
@@ -212,6 +216,116 @@ TEST(Rpc, SameSeedSameTrace) {
   };
   EXPECT_EQ(run(5), run(5));
   EXPECT_NE(run(5), run(6));
+}
+
+
+// --- every call completes, whatever its timeout ------------------------------
+// Regression for a hang: a call with timeout Duration::max() and no deadline
+// sent timeout_ns = INT64_MAX - now; the server's now + timeout overflowed, the
+// request was dropped as expired, and the caller had armed no timer.
+
+CallOptions infinite_timeout() {
+  CallOptions o;
+  o.timeout = Duration::max();
+  return o;
+}
+
+Task<void> raw_call(Caller& c, Outcome* out, NodeId target, CallOptions opts, Duration hold) {
+  Result<std::string> r =
+      co_await c.endpoint.call_raw(target, echo::kEchoMethod, echo_request("x", hold).SerializeAsString(), opts);
+  out->done = true;
+  out->code = r.code();
+  out->finished_at = c.rt.now();
+}
+
+TEST(Rpc, ACallWithAnInfiniteTimeoutIsServed) {
+  EchoCluster cl;
+  Outcome out;
+  const NodeId target = cl.servers[0];
+  cl.add_caller("a", [&out, target](Caller& c) -> Task<void> {
+    co_await c.rt.sleep(1_s);  // now > 0, so INT64_MAX - now + now would overflow
+    co_await raw_call(c, &out, target, infinite_timeout(), 10_ms);
+  });
+  cl.start_all();
+  ASSERT_TRUE(cl.sim.run_for(2_s));
+  ASSERT_TRUE(out.done);
+  EXPECT_EQ(out.code, StatusCode::ok);
+}
+
+TEST(Rpc, ACallWithAnInfiniteTimeoutToASilentNodeEndsAtTheTimeoutBound) {
+  EchoCluster cl;
+  Outcome direct, routed;
+  const NodeId target = cl.servers[0];
+  // The callers sit in a fourth zone; every echo server's zone loses power
+  // (silently: no reset ever comes) once the calls are on the wire.
+  cl.add_caller("d", [&direct, target](Caller& c) -> Task<void> {
+    co_await raw_call(c, &direct, target, infinite_timeout(), Duration::zero());
+  });
+  cl.add_caller("d", call_once(&routed, echo::kEchoMethod, echo_request("x"), infinite_timeout()),
+                RouterConfig{.attempts_max = 1});
+  cl.start_all();
+  for (const char* z : {"a", "b", "c"}) cl.sim.faults().kill_zone(z);
+  ASSERT_TRUE(cl.sim.run_for(kCallTimeoutMax + 1_s));
+  for (const Outcome* o : {&direct, &routed}) {
+    ASSERT_TRUE(o->done) << "a call never hangs";
+    EXPECT_EQ(o->code, StatusCode::timeout);
+    EXPECT_LE(o->finished_at, TimePoint::zero() + kCallTimeoutMax + 1_ms);
+  }
+}
+
+// A node that sends hand-made request frames, as a remote peer in production
+// may, and counts the responses.
+class RawSender final : public Node {
+ public:
+  RawSender(Runtime& rt, NodeId target, std::vector<int64_t> timeouts_ns)
+      : rt_(rt), target_(target), timeouts_ns_(std::move(timeouts_ns)) {}
+  void start() override { rt_.spawn(run(), "raw"); }
+  std::string_view kind() const override { return "raw"; }
+  std::map<uint64_t, int> responses;  // call id → wire status
+
+ private:
+  Task<void> run() {
+    co_await rt_.sleep(1_s);
+    uint64_t id = 0;
+    for (int64_t t : timeouts_ns_) {
+      wire::Frame f;
+      f.mutable_request()->set_call_id(++id);
+      f.mutable_request()->set_method(echo::kEchoMethod.name);
+      f.mutable_request()->set_timeout_ns(t);
+      f.mutable_request()->set_payload(echo_request("x").SerializeAsString());
+      (void)rt_.transport().send(target_, f.SerializeAsString());
+    }
+    for (;;) {
+      Inbound in = co_await rt_.transport().receive();
+      wire::Frame f;
+      if (in.kind == Inbound::Kind::frame && f.ParseFromString(in.data) && f.has_response()) {
+        responses[f.response().call_id()] = f.response().status();
+      }
+    }
+  }
+  Runtime& rt_;
+  NodeId target_;
+  std::vector<int64_t> timeouts_ns_;
+};
+
+TEST(Rpc, RemoteTimeoutsOfAnySizeAreServedOrDroppedNeverOverflow) {
+  EchoCluster cl;
+  const NodeId target = cl.servers[0];
+  const std::vector<int64_t> timeouts = {std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::max() / 2,
+                                         (1_s).ns(), 0, -1, std::numeric_limits<int64_t>::min()};
+  NodeId raw = cl.sim.add_node({"raw", sim::Placement{"dc", "a", ""}, [target, timeouts](Runtime& rt) {
+                                  return std::make_unique<RawSender>(rt, target, timeouts);
+                                }});
+  cl.start_all();
+  ASSERT_TRUE(cl.sim.run_for(3_s));
+  const auto& got = cl.sim.node_as<RawSender>(raw)->responses;
+  // Positive budgets, however large, are served; zero or negative ones mean
+  // the caller has already given up, so they are dropped unanswered.
+  EXPECT_EQ(got.size(), 3u);
+  for (uint64_t id : {1, 2, 3}) {
+    ASSERT_TRUE(got.count(id)) << "request " << id << " got no response";
+    EXPECT_EQ(got.at(id), wire::OK) << "request " << id;
+  }
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "nodes/runtime/time.h"
 
 #include <gtest/gtest.h>
+#include <limits>
 
 namespace wx {
 namespace {
@@ -39,6 +40,41 @@ TEST(Time, FormatsDurations) {
   EXPECT_EQ(to_string(2_s), "2s");
   EXPECT_EQ(to_string(0_s), "0s");
   EXPECT_EQ(to_string(TimePoint::zero() + 1500_ms), "1.500000s");
+}
+
+}  // namespace
+}  // namespace wx
+
+namespace wx {
+namespace {
+
+// Time arithmetic saturates instead of overflowing (signed overflow is UB,
+// and budgets arrive from the wire): regression for a call with timeout
+// Duration::max() whose server computed now + timeout and wrapped around.
+TEST(Time, ArithmeticSaturatesAtTheLimits) {
+  const TimePoint now = TimePoint::zero() + seconds(5);
+  EXPECT_EQ(now + Duration::max(), TimePoint::max());
+  EXPECT_EQ(TimePoint::max() + seconds(1), TimePoint::max());
+  EXPECT_EQ(TimePoint::zero() - Duration::max() - seconds(1), TimePoint::from_ns(std::numeric_limits<int64_t>::min()));
+  EXPECT_EQ(TimePoint::max() - TimePoint::from_ns(-1), Duration::max());
+  EXPECT_EQ(TimePoint::from_ns(std::numeric_limits<int64_t>::min()) - TimePoint::from_ns(1),
+            Duration::from_ns(std::numeric_limits<int64_t>::min()));
+  EXPECT_EQ(Duration::max() + seconds(1), Duration::max());
+  EXPECT_EQ(Duration::max() * 2, Duration::max());
+  EXPECT_EQ(Duration::max() * -2, Duration::from_ns(std::numeric_limits<int64_t>::min()));
+  EXPECT_EQ(-Duration::from_ns(std::numeric_limits<int64_t>::min()), Duration::max());
+  EXPECT_EQ(Duration::from_ns(std::numeric_limits<int64_t>::min()) / -1, Duration::max());
+  EXPECT_EQ(seconds(std::numeric_limits<int64_t>::max() / 1000), Duration::max());
+  EXPECT_EQ(minutes(std::numeric_limits<int64_t>::min() / 2), Duration::from_ns(std::numeric_limits<int64_t>::min()));
+  Duration d = Duration::max();
+  d += seconds(1);
+  EXPECT_EQ(d, Duration::max());
+  TimePoint t = TimePoint::max();
+  t += seconds(1);
+  EXPECT_EQ(t, TimePoint::max());
+  // Ordinary values are exact.
+  EXPECT_EQ(now + milliseconds(1500) - now, microseconds(1'500'000));
+  EXPECT_EQ(seconds(3) * 4 / 2, seconds(6));
 }
 
 }  // namespace

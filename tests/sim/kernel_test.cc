@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <vector>
 
 namespace wx::sim {
@@ -103,6 +104,21 @@ TEST(Kernel, FailureStopsTheRun) {
   EXPECT_EQ(ran, 0);
   ASSERT_TRUE(k.failure().has_value());
   EXPECT_EQ(*k.failure(), "test failure");
+}
+
+TEST(Kernel, ACallbackThatThrowsFailsTheRunWithItsText) {
+  Kernel k;
+  int ran = 0;
+  k.schedule_after(1_ms, kKernelOwner, TraceTag{TraceKind::timer, 7, 0},
+                   [] { throw std::runtime_error("callback broke"); });
+  k.schedule_after(2_ms, kKernelOwner, {}, [&] { ++ran; });
+  bool ok = true;
+  EXPECT_NO_THROW(ok = k.run_until(TimePoint::zero() + 1_s));
+  EXPECT_FALSE(ok);
+  EXPECT_EQ(ran, 0) << "nothing runs after the failure";
+  ASSERT_TRUE(k.failure().has_value());
+  EXPECT_NE(k.failure()->find("callback broke"), std::string::npos) << *k.failure();
+  EXPECT_NE(k.failure()->find("n7"), std::string::npos) << *k.failure();
 }
 
 TEST(Kernel, TraceHashCoversTimeOrderAndTags) {

@@ -244,6 +244,36 @@ TEST(Lifecycle, ATaskThatThrowsFailsTheRunNamingNodeAndTask) {
   EXPECT_EQ(sim.now(), TimePoint::zero() + 2_s) << "the run stops at the failure";
 }
 
+// A timer callback that throws fails the run like a throwing task: the
+// exception's text in failure(), never an exception out of run_until.
+class ThrowingTimerNode final : public Node {
+ public:
+  explicit ThrowingTimerNode(Runtime& rt) : rt_(rt) {}
+  std::string_view kind() const override { return "timer-thrower"; }
+  void start() override {
+    rt_.call_at(rt_.now() + 3_s, [] { throw std::runtime_error("timer callback broke"); });
+  }
+
+ private:
+  Runtime& rt_;
+};
+
+TEST(Lifecycle, ATimerCallbackThatThrowsFailsTheRunWithItsText) {
+  SimConfig cfg;
+  cfg.log_level = LogLevel::off;
+  Simulation sim(cfg);
+  NodeId id = sim.add_node(
+      NodeSpec{"timer-thrower", Placement{}, [](Runtime& rt) { return std::make_unique<ThrowingTimerNode>(rt); }});
+  sim.start(id);
+  bool ran = false;
+  EXPECT_NO_THROW(ran = sim.run_until(TimePoint::zero() + 10_s));
+  EXPECT_FALSE(ran);
+  ASSERT_TRUE(sim.failure().has_value()) << "a throwing callback must fail the run";
+  EXPECT_NE(sim.failure()->find("timer callback broke"), std::string::npos) << *sim.failure();
+  EXPECT_NE(sim.failure()->find("n1"), std::string::npos) << *sim.failure();
+  EXPECT_EQ(sim.now(), TimePoint::zero() + 3_s) << "the run stops at the failure";
+}
+
 // --- clocks ----------------------------------------------------------------
 
 class ClockNode final : public Node {

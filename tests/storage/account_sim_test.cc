@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "tests/support/script_caller.h"
+#include "tests/support/seeds.h"
 #include "nodes/storage/account/account_service.h"
 #include "nodes/storage/kv/kv_replica.h"
 #include "sim/simulation.h"
@@ -439,27 +440,23 @@ SeedReport run_seed(uint64_t seed, FaultMode mode, bool unsafe = false) {
   return rep;
 }
 
-int seed_count() {
-  const char* env = std::getenv("WX_ACCT_SEEDS");
-  return env ? std::atoi(env) : 200;
-}
-
 void run_seeds(FaultMode mode, const char* test_name) {
-  int first = 1, last = seed_count();
-  if (const char* one = std::getenv("WX_ACCT_SEED")) first = last = std::atoi(one);
+  const testing::SeedRange seeds = testing::seed_range(200);
   auto t0 = std::chrono::steady_clock::now();
   int inconclusive = 0, seeds_with_inconclusive = 0;
   uint64_t claim_unknown = 0, readback = 0, uid_retries = 0;
-  for (int s = first; s <= last; ++s) {
-    SeedReport r = run_seed(static_cast<uint64_t>(s), mode);
-    if (std::getenv("WX_ACCT_VERBOSE")) {
-      std::printf("seed %d [%s]: %s; race %.1f ms; %d inconclusive, %llu claim unknown, %llu won by read-back\n", s,
+  for (uint64_t s = seeds.first; s < seeds.end(); ++s) {
+    SeedReport r = run_seed(s, mode);
+    if (testing::verbose()) {
+      std::printf("seed %llu [%s]: %s; race %.1f ms; %d inconclusive, %llu claim unknown, %llu won by read-back\n",
+                  static_cast<unsigned long long>(s),
                   mode_name(mode), r.fault.c_str(), r.race_time.ms_f(), r.inconclusive,
                   static_cast<unsigned long long>(r.claim_unknown), static_cast<unsigned long long>(r.won_by_readback));
     }
     ASSERT_TRUE(r.failure.empty()) << "seed " << s << " (" << mode_name(mode) << ", fault: " << r.fault
-                                   << "): " << r.failure << "\nreproduce: WX_ACCT_SEED=" << s
-                                   << " ./account_sim_test --gtest_filter=AccountService." << test_name;
+                                   << "): " << r.failure << "\n"
+                                   << testing::rerun_hint(s, "build/tests/storage/account_sim_test",
+                                                          std::string("AccountService.") + test_name);
     inconclusive += r.inconclusive;
     seeds_with_inconclusive += r.inconclusive > 0;
     claim_unknown += r.claim_unknown;
@@ -470,13 +467,13 @@ void run_seeds(FaultMode mode, const char* test_name) {
   std::printf(
       "account race [%s]: %d seeds, %.1f s; %d inconclusive caller attempts on %d seeds; %llu claim CAS unknown, "
       "%llu won by read-back, %llu uid CAS retries (live service instances)\n",
-      mode_name(mode), last - first + 1, secs, inconclusive, seeds_with_inconclusive,
+      mode_name(mode), static_cast<int>(seeds.count), secs, inconclusive, seeds_with_inconclusive,
       static_cast<unsigned long long>(claim_unknown), static_cast<unsigned long long>(readback),
       static_cast<unsigned long long>(uid_retries));
 }
 
-// WX_ACCT_SEEDS=N runs seeds 1..N (default 200); WX_ACCT_SEED=S only seed S;
-// WX_ACCT_VERBOSE=1 prints one line per seed.
+// Seeds: WX_SEEDS=N (default 200), WX_SEED_FIRST, WX_SEED=S (tests/support/seeds.h);
+// WX_VERBOSE=1 prints one line per seed.
 TEST(AccountService, ConcurrentRegistrationOfOneIdHasOneWinner) { run_seeds(FaultMode::none, "ConcurrentRegistrationOfOneIdHasOneWinner"); }
 TEST(AccountService, OneWinnerUnderPartitions) { run_seeds(FaultMode::partition, "OneWinnerUnderPartitions"); }
 TEST(AccountService, OneWinnerUnderCrashes) { run_seeds(FaultMode::crash, "OneWinnerUnderCrashes"); }

@@ -18,6 +18,7 @@
 #include "sim/checkers/history.h"
 #include "sim/checkers/linearizability.h"
 #include "sim/simulation.h"
+#include "tests/support/seeds.h"
 
 namespace wx::kv {
 namespace {
@@ -512,7 +513,7 @@ SeedResult run_seed(uint64_t seed, bool unsafe) {
     out.unknown += op.outcome == KvOutcome::unknown;
     out.cas_failed += op.outcome == KvOutcome::cas_failed;
   }
-  if (std::getenv("WX_KV_VERBOSE")) {
+  if (testing::verbose()) {
     std::printf("seed %llu: %zu ops, %zu unknown, %zu cas_failed, %zu leaderships won (live replicas)\n",
                 static_cast<unsigned long long>(seed), out.ops, out.unknown, out.cas_failed, out.leaderships);
   }
@@ -520,26 +521,119 @@ SeedResult run_seed(uint64_t seed, bool unsafe) {
   return out;
 }
 
-int seed_count() {
-  const char* env = std::getenv("WX_KV_SEEDS");
-  return env ? std::atoi(env) : 200;
+// --- rolling disk loss under load ------------------------------------------------
+
+// Each replica in turn loses its disk while three clients keep reading and
+// writing: wiped, restarted empty, rebuilt from its peers, then the next one.
+// After all three every replica has been rebuilt at least once, so every
+// acknowledged write has survived being copied; the history must still be
+// linearizable and the replicas identical.
+struct RollingWipeResult {
+  std::string failure;  // empty: passed
+  size_t ops = 0, acked_writes = 0, writes_during_recovery = 0;
+  std::string checker_report;
+};
+
+RollingWipeResult run_rolling_wipe(uint64_t seed) {
+  RollingWipeResult out;
+  KvCluster cl(seed);
+  Recorder rec;
+  rec.sim = &cl.sim;
+  const TimePoint stop = TimePoint::zero() + 15_s;
+  const TimePoint final_reads = stop + kQuiesce;
+  for (uint64_t c = 1; c <= 3; ++c) {
+    WorkloadParams p{&rec, c, stop, c == 1 ? final_reads : TimePoint::zero()};
+    cl.add_client(kZones[c - 1], c, [p](KvTestClient& k) -> Task<void> { return workload(k, p); });
+  }
+  cl.start_all();
+  Rng rng = cl.sim.derive_rng("kv.rolling-wipe", 0);
+  if (!cl.sim.run_for(milliseconds(500 + static_cast<int64_t>(rng.uniform(1000))))) {
+    out.failure = "run failed: " + cl.sim.failure().value_or("");
+    return out;
+  }
+  for (size_t victim = 0; victim < 3; ++victim) {
+    cl.sim.wipe(cl.replicas[victim]);
+    if (!cl.sim.run_for(milliseconds(100 + static_cast<int64_t>(rng.uniform(400))))) break;
+    cl.sim.start(cl.replicas[victim]);
+    if (!cl.replica(victim)->recovering()) {
+      out.failure = "replica " + std::to_string(victim) + " started on an empty disk without recovering";
+      return out;
+    }
+    const size_t before = rec.history.size();
+    if (!cl.sim.run_until([&] { return !cl.replica(victim)->recovering(); }, cl.sim.now() + 10_s)) {
+      out.failure = "replica " + std::to_string(victim) + " did not finish recovering within 10 s under load";
+      return out;
+    }
+    out.writes_during_recovery += rec.history.size() - before;
+    // Let it catch up on what was written meanwhile before the next one goes.
+    if (!cl.sim.run_for(milliseconds(300 + static_cast<int64_t>(rng.uniform(700))))) break;
+  }
+  if (cl.sim.failure()) {
+    out.failure = "run failed: " + *cl.sim.failure();
+    return out;
+  }
+  if (cl.sim.now() >= stop) {
+    out.failure = "the three wipes outlasted the workload; the test no longer wipes under load";
+    return out;
+  }
+  if (!cl.sim.run_until(final_reads + 5_s)) {
+    out.failure = "run failed: " + cl.sim.failure().value_or("");
+    return out;
+  }
+  out.ops = rec.history.size();
+  for (const KvOp& op : rec.history) out.acked_writes += op.kind != KvOpKind::get && op.outcome == KvOutcome::ok;
+  const checkers::LinearizabilityReport report = checkers::check_linearizability(rec.history);
+  if (report.failed()) {
+    out.failure = "history not linearizable";
+    out.checker_report = checkers::format_report(rec.history, report);
+    return out;
+  }
+  const std::vector<Item> ref = cl.replica(0)->dump();
+  for (size_t i = 1; i < 3; ++i) {
+    const std::vector<Item> got = cl.replica(i)->dump();
+    bool same = got.size() == ref.size();
+    for (size_t j = 0; same && j < ref.size(); ++j) same = got[j].SerializeAsString() == ref[j].SerializeAsString();
+    if (!same) {
+      out.failure = "replica " + std::to_string(i) + " differs from replica 0 after the rolling wipe";
+      return out;
+    }
+  }
+  return out;
 }
 
-// WX_KV_SEEDS=N runs seeds 1..N (default 200); WX_KV_SEED=S runs only seed S;
-// WX_KV_VERBOSE=1 prints one line per seed.
+TEST(KvStore, RollingDiskLossUnderLoadLosesNothing) {
+  const testing::SeedRange seeds = testing::seed_range(10);
+  size_t ops = 0, acked = 0, during = 0;
+  for (uint64_t s = seeds.first; s < seeds.end(); ++s) {
+    const RollingWipeResult r = run_rolling_wipe(s);
+    ASSERT_EQ(r.failure, "") << "seed " << s << "\n"
+                             << r.checker_report
+                             << testing::rerun_hint(s, "build/tests/storage/kv_sim_test",
+                                                    "KvStore.RollingDiskLossUnderLoadLosesNothing");
+    EXPECT_GT(r.acked_writes, 100u) << "seed " << s << ": the load must really write";
+    EXPECT_GT(r.writes_during_recovery, 0u) << "seed " << s << ": operations must run while replicas rebuild";
+    ops += r.ops;
+    acked += r.acked_writes;
+    during += r.writes_during_recovery;
+  }
+  std::printf("rolling wipe: %llu seeds, %zu ops, %zu acknowledged writes, %zu ops while a replica rebuilt\n",
+              static_cast<unsigned long long>(seeds.count), ops, acked, during);
+}
+
+// Seeds: WX_SEEDS=N (default 200), WX_SEED_FIRST, WX_SEED=S (tests/support/seeds.h);
+// WX_VERBOSE=1 prints one line per seed.
 TEST(KvStore, LinearizableUnderRandomFaults) {
-  int first = 1, seeds = seed_count();
-  if (const char* one = std::getenv("WX_KV_SEED")) first = seeds = std::atoi(one);
+  const testing::SeedRange seeds = testing::seed_range(200);
   auto t0 = std::chrono::steady_clock::now();
   size_t ops = 0, unknown = 0;
   FaultCounts faults;
-  for (int s = first; s <= seeds; ++s) {
-    SeedResult r = run_seed(static_cast<uint64_t>(s), false);
+  for (uint64_t s = seeds.first; s < seeds.end(); ++s) {
+    SeedResult r = run_seed(s, false);
     ops += r.ops;
     unknown += r.unknown;
     for (int k = 0; k < 6; ++k) faults.by_kind[k] += r.faults.by_kind[k];
-    std::string hint = "reproduce: WX_KV_SEED=" + std::to_string(s) +
-                       " ./kv_sim_test --gtest_filter=KvStore.LinearizableUnderRandomFaults\n";
+    const std::string hint =
+        testing::rerun_hint(s, "build/tests/storage/kv_sim_test", "KvStore.LinearizableUnderRandomFaults") + "\n";
     ASSERT_TRUE(r.sim_ok) << "seed " << s << ": " << r.sim_failure << "\n" << hint;
     ASSERT_FALSE(r.report.failed()) << "seed " << s << "\n"
                                     << checkers::format_report(r.history, r.report) << hint;
@@ -550,7 +644,7 @@ TEST(KvStore, LinearizableUnderRandomFaults) {
   std::printf(
       "kv linearizability: %d seeds, %zu ops (%zu unknown), %.1f s; faults: %zu crash, %zu isolate, %zu clog, "
       "%zu loss, %zu zone outage, %zu disk wipe\n",
-      seeds - first + 1, ops, unknown, secs, faults.by_kind[0], faults.by_kind[1], faults.by_kind[2], faults.by_kind[3],
+      static_cast<int>(seeds.count), ops, unknown, secs, faults.by_kind[0], faults.by_kind[1], faults.by_kind[2], faults.by_kind[3],
       faults.by_kind[4], faults.by_kind[5]);
 }
 

@@ -8,7 +8,7 @@
 // changes through three instances; inbox append/range in seq order with
 // idempotent appends; with one zone killed in both datacenters (each zone in
 // turn) every service keeps working and after the restore nothing
-// acknowledged is lost. WX_SHARD_SEED_OFFSET=N shifts every seed.
+// acknowledged is lost. WX_SEED_FIRST=S shifts every seed by S - 1.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "tests/support/script_caller.h"
+#include "tests/support/seeds.h"
 #include "nodes/storage/contacts/contacts_service.h"
 #include "nodes/storage/inbox/inbox_service.h"
 #include "nodes/storage/kv/kv_replica.h"
@@ -149,11 +150,10 @@ struct World {
   }
   static sim::SimConfig config(uint64_t seed) {
     sim::SimConfig c;
-    // WX_SHARD_SEED_OFFSET=N: run every scenario with its seed + N.
-    const char* offset = std::getenv("WX_SHARD_SEED_OFFSET");
-    c.seed = seed + (offset != nullptr ? std::strtoull(offset, nullptr, 10) : 0);
-    // WX_SHARD_VERBOSE=1: log at info level (debugging).
-    c.log_level = std::getenv("WX_SHARD_VERBOSE") != nullptr ? LogLevel::info : LogLevel::off;
+    // WX_SEED_FIRST=S (or WX_SEED=S) runs every scenario with its seed + S - 1.
+    c.seed = seed + testing::seed_range(1).first - 1;
+    // WX_VERBOSE=1: log at info level (debugging).
+    c.log_level = testing::verbose() ? LogLevel::info : LogLevel::off;
     return c;
   }
   // The caller sits in zone "x" of dc1 (outside every outage).
