@@ -16,6 +16,7 @@ PACKAGES=(
   build-essential cmake python3
   libboost-dev libsqlite3-dev libprotobuf-dev protobuf-compiler
   libfmt-dev libcli11-dev libgtest-dev libbenchmark-dev
+  libssl-dev
   locales  # localedef data: the locale test generates a comma-decimal locale
 )
 
