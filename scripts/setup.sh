@@ -16,7 +16,7 @@ PACKAGES=(
   build-essential cmake python3
   libboost-dev libsqlite3-dev libprotobuf-dev protobuf-compiler
   libfmt-dev libcli11-dev libgtest-dev libbenchmark-dev
-  libssl-dev
+  libssl-dev nlohmann-json3-dev
   locales  # localedef data: the locale test generates a comma-decimal locale
 )
 

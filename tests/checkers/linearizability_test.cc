@@ -2,7 +2,7 @@
 // correct or incorrect behaviour), on randomized histories generated from a
 // sequential register (must pass) with one injected corruption (must be
 // caught), and on a 10,000-op history (must finish).
-#include "sim/checkers/linearizability.h"
+#include "checkers/linearizability.h"
 
 #include <gtest/gtest.h>
 

@@ -23,6 +23,7 @@
 #include "tests/support/seeds.h"
 #include "nodes/storage/account/account_service.h"
 #include "nodes/storage/kv/kv_replica.h"
+#include "sim/deployment_builder.h"
 #include "sim/simulation.h"
 
 namespace wx::account {
@@ -131,36 +132,25 @@ Task<void> observe(Caller& c, NodeId service, std::string account_id, Observatio
   out->done = true;
 }
 
+// One KV group and an account service per zone (zones a, b, c of "dc"),
+// started from one deployment description.
+deploy::DeploymentSpec account_spec(bool unsafe) {
+  deploy::DeploymentSpec spec;
+  spec.datacenters.push_back({"dc", {kZones[0], kZones[1], kZones[2]}});
+  spec.instances_per_zone = {{deploy::Role::account, 1}};
+  spec.templates.account.unsafe_unknown_claim_is_won = unsafe;
+  return spec;
+}
+
 struct AcctCluster {
   sim::Simulation sim;
+  sim::SimDeployment deployment;
   std::vector<NodeId> kv;   // zones a, b, c
   std::vector<NodeId> svc;  // zones a, b, c
-  std::shared_ptr<bool> bootstrap = std::make_shared<bool>(true);
 
-  explicit AcctCluster(uint64_t seed, bool unsafe = false) : sim(config(seed)) {
-    std::vector<NodeId> members = {NodeId{1}, NodeId{2}, NodeId{3}};
-    for (size_t i = 0; i < kZoneCount; ++i) {
-      std::shared_ptr<bool> boot = bootstrap;
-      kv.push_back(sim.add_node({std::string("kv-") + kZones[i], sim::Placement{"dc", kZones[i], ""},
-                                 [members, i, boot](Runtime& rt) {
-                                   kv::KvReplicaConfig c;
-                                   c.members = members;
-                                   c.self_index = i;
-                                   c.bootstrap = *boot;
-                                   return std::make_unique<kv::KvReplica>(rt, c);
-                                 }}));
-    }
-    for (size_t i = 0; i < kZoneCount; ++i) {
-      std::string zone = kZones[i];
-      svc.push_back(sim.add_node({"account-" + zone, sim::Placement{"dc", zone, ""}, [members, zone, unsafe](Runtime& rt) {
-                                    AccountServiceConfig c;
-                                    c.unsafe_unknown_claim_is_won = unsafe;
-                                    c.kv_replicas = members;
-                                    c.zone = zone;
-                                    return std::make_unique<AccountService>(rt, c);
-                                  }}));
-    }
-  }
+  explicit AcctCluster(uint64_t seed, bool unsafe = false)
+      : sim(config(seed)), deployment(sim, std::make_shared<const deploy::Deployment>(account_spec(unsafe))),
+        kv(deployment.nodes_of(deploy::Role::kv)), svc(deployment.nodes_of(deploy::Role::account)) {}
   static sim::SimConfig config(uint64_t seed) {
     sim::SimConfig c;
     c.seed = seed;
@@ -177,10 +167,7 @@ struct AcctCluster {
     for (size_t k = 0; k < kZoneCount; ++k) out.push_back(svc[(zone + k) % kZoneCount]);
     return out;
   }
-  void start_all() {
-    for (size_t i = 1; i <= sim.node_count(); ++i) sim.start(NodeId{static_cast<uint32_t>(i)});
-    *bootstrap = false;
-  }
+  void start_all() { deployment.start_all(); }
   // The state machine of the first live, non-recovering replica.
   std::optional<std::vector<kv::Item>> dump() {
     for (NodeId id : kv) {

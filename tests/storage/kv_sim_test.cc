@@ -1,7 +1,7 @@
 // The replicated key-value store (nodes/storage/kv/) in simulation: three
 // KvReplica nodes, one per zone, and client nodes using KvClient. Basic
 // operations, zone loss, disk loss, and linearizability under a seeded random
-// fault schedule, checked with sim/checkers/linearizability.h.
+// fault schedule, checked with checkers/linearizability.h.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,8 +15,9 @@
 
 #include "nodes/storage/kv/kv_client.h"
 #include "nodes/storage/kv/kv_replica.h"
-#include "sim/checkers/history.h"
-#include "sim/checkers/linearizability.h"
+#include "checkers/kv_history.h"
+#include "checkers/linearizability.h"
+#include "sim/deployment_builder.h"
 #include "sim/simulation.h"
 #include "tests/support/seeds.h"
 
@@ -51,30 +52,25 @@ class KvTestClient final : public Node {
   Script script_;  // stored: the coroutine lambda's captures live here
 };
 
+// One KV group (three replicas, zones a, b, c of datacenter "dc"), started
+// from a deployment description like every other cluster; test clients get
+// the ids after it.
+deploy::DeploymentSpec kv_only_spec(const paxos::Config& pc) {
+  deploy::DeploymentSpec spec;
+  spec.datacenters.push_back({"dc", {kZones[0], kZones[1], kZones[2]}});
+  spec.templates.kv.paxos = pc;
+  return spec;
+}
+
 struct KvCluster {
   sim::Simulation sim;
+  sim::SimDeployment deployment;
   std::vector<NodeId> replicas;
-  // Read by the replica factory at every start: true only for the first start
-  // of the brand-new group (then cleared), as an operator would.
-  std::shared_ptr<bool> bootstrap = std::make_shared<bool>(true);
 
-  explicit KvCluster(uint64_t seed, paxos::Config pc = KvReplicaConfig::default_paxos()) : sim(config(seed)) {
-    std::vector<NodeId> members = {NodeId{1}, NodeId{2}, NodeId{3}};
-    for (size_t i = 0; i < 3; ++i) {
-      std::shared_ptr<bool> boot = bootstrap;
-      NodeId id = sim.add_node({std::string("kv-") + kZones[i], sim::Placement{"dc", kZones[i], ""},
-                                [members, i, boot, pc](Runtime& rt) {
-                                  KvReplicaConfig c;
-                                  c.members = members;
-                                  c.self_index = i;
-                                  c.bootstrap = *boot;
-                                  c.paxos = pc;
-                                  return std::make_unique<KvReplica>(rt, c);
-                                }});
-      EXPECT_EQ(id, members[i]);
-      replicas.push_back(id);
-    }
-  }
+  explicit KvCluster(uint64_t seed, paxos::Config pc = KvReplicaConfig::default_paxos())
+      : sim(config(seed)),
+        deployment(sim, std::make_shared<const deploy::Deployment>(kv_only_spec(pc))),
+        replicas(deployment.nodes_of(deploy::Role::kv)) {}
   static sim::SimConfig config(uint64_t seed) {
     sim::SimConfig c;
     c.seed = seed;
@@ -89,10 +85,7 @@ struct KvCluster {
     return sim.add_node({"client-" + zone + std::to_string(client_id), sim::Placement{"dc", zone, ""},
                          [cc, script](Runtime& rt) { return std::make_unique<KvTestClient>(rt, cc, script); }});
   }
-  void start_all() {
-    for (size_t i = 1; i <= sim.node_count(); ++i) sim.start(NodeId{static_cast<uint32_t>(i)});
-    *bootstrap = false;
-  }
+  void start_all() { deployment.start_all(); }
   KvReplica* replica(size_t i) { return sim.node_as<KvReplica>(replicas[i]); }
   int leaders() {
     int n = 0;

@@ -27,6 +27,7 @@
 #include "nodes/storage/inbox/inbox_service.h"
 #include "nodes/storage/kv/kv_replica.h"
 #include "nodes/storage/shard/shard_map.h"
+#include "sim/deployment_builder.h"
 #include "sim/simulation.h"
 
 namespace wx::shard {
@@ -78,74 +79,34 @@ uint64_t user_uid(size_t dc, uint64_t i) {
   return kUidBase[dc] + i;
 }
 
+deploy::DeploymentSpec world_spec() {
+  deploy::DeploymentSpec spec;
+  for (const char* dc : kDatacenters) spec.datacenters.push_back({dc, {kZones[0], kZones[1], kZones[2]}});
+  spec.kv_shards_per_datacenter = kShardsPerDatacenter;
+  spec.instances_per_zone = {{deploy::Role::contacts, 1}, {deploy::Role::inbox, 1}};
+  for (size_t dc = 0; dc < kDatacenterCount; ++dc) {
+    for (uint64_t i = 0; i < kUsersPerDatacenter; ++i) spec.home_datacenter[user_uid(dc, i)] = kDatacenters[dc];
+  }
+  return spec;
+}
+
+// Two datacenters, each with kShardsPerDatacenter KV groups and a contacts
+// and an inbox service per zone, started from one deployment description.
 struct World {
   sim::Simulation sim;
+  sim::SimDeployment deployment;
   std::shared_ptr<const ShardMap> map;
   std::vector<std::vector<NodeId>> groups;        // KV nodes per group
   std::vector<std::vector<NodeId>> contacts_svc;  // [dc][zone]
   std::vector<std::vector<NodeId>> inbox_svc;     // [dc][zone]
-  std::shared_ptr<bool> bootstrap = std::make_shared<bool>(true);
 
-  explicit World(uint64_t seed) : sim(config(seed)) {
-    ShardMapConfig mc;
-    mc.shards_per_datacenter = kShardsPerDatacenter;
-    // KV nodes first: group g, zone z gets id g * 3 + z + 1.
-    for (size_t g = 0; g < kGroupCount; ++g) {
-      ShardGroup sg;
-      sg.datacenter = kDatacenters[g / kShardsPerDatacenter];
-      sg.shard = static_cast<uint32_t>(g % kShardsPerDatacenter);
-      for (size_t z = 0; z < kZoneCount; ++z)
-        sg.replicas.push_back(NodeId{static_cast<uint32_t>(g * kZoneCount + z + 1)});
-      mc.groups.push_back(sg);
-    }
-    for (size_t dc = 0; dc < kDatacenterCount; ++dc) {
-      for (uint64_t i = 0; i < kUsersPerDatacenter; ++i)
-        mc.home_datacenter[user_uid(dc, i)] = kDatacenters[dc];
-    }
-    EXPECT_EQ(ShardMap::validate(mc), "");
-    map = std::make_shared<const ShardMap>(mc);
-    for (size_t g = 0; g < kGroupCount; ++g) {
-      std::vector<NodeId> members = mc.groups[g].replicas;
-      std::vector<NodeId> added;
-      for (size_t z = 0; z < kZoneCount; ++z) {
-        std::shared_ptr<bool> boot = bootstrap;
-        added.push_back(sim.add_node({"kv-" + mc.groups[g].datacenter + "-s" +
-                                          std::to_string(mc.groups[g].shard) + "-" + kZones[z],
-                                      sim::Placement{mc.groups[g].datacenter, kZones[z], ""},
-                                      [members, z, boot](Runtime& rt) {
-                                        kv::KvReplicaConfig c;
-                                        c.members = members;
-                                        c.self_index = z;
-                                        c.bootstrap = *boot;
-                                        return std::make_unique<kv::KvReplica>(rt, c);
-                                      }}));
-      }
-      EXPECT_EQ(added, members);
-      groups.push_back(added);
-    }
-    std::shared_ptr<const ShardMap> m = map;
-    for (size_t dc = 0; dc < kDatacenterCount; ++dc) {
-      contacts_svc.emplace_back();
-      inbox_svc.emplace_back();
-      for (size_t z = 0; z < kZoneCount; ++z) {
-        std::string zone = kZones[z];
-        sim::Placement where{kDatacenters[dc], zone, ""};
-        contacts_svc[dc].push_back(
-            sim.add_node({std::string("contacts-") + kDatacenters[dc] + "-" + zone, where,
-                          [m, zone](Runtime& rt) {
-                            contacts::ContactsServiceConfig c;
-                            c.shards = m;
-                            c.zone = zone;
-                            return std::make_unique<contacts::ContactsService>(rt, c);
-                          }}));
-        inbox_svc[dc].push_back(sim.add_node(
-            {std::string("inbox-") + kDatacenters[dc] + "-" + zone, where, [m, zone](Runtime& rt) {
-               inbox::InboxServiceConfig c;
-               c.shards = m;
-               c.zone = zone;
-               return std::make_unique<inbox::InboxService>(rt, c);
-             }}));
-      }
+  explicit World(uint64_t seed)
+      : sim(config(seed)), deployment(sim, std::make_shared<const deploy::Deployment>(world_spec())),
+        map(deployment.deployment().shard_map()) {
+    for (size_t g = 0; g < map->group_count(); ++g) groups.push_back(map->group(g).replicas);
+    for (const char* dc : kDatacenters) {
+      contacts_svc.push_back(deployment.nodes_of(deploy::Role::contacts, dc));
+      inbox_svc.push_back(deployment.nodes_of(deploy::Role::inbox, dc));
     }
   }
   static sim::SimConfig config(uint64_t seed) {
@@ -161,10 +122,7 @@ struct World {
     sim.add_node({name, sim::Placement{"dc1", "x", ""},
                   [script](Runtime& rt) { return std::make_unique<Caller>(rt, script); }});
   }
-  void start_all() {
-    for (size_t i = 1; i <= sim.node_count(); ++i) sim.start(NodeId{static_cast<uint32_t>(i)});
-    *bootstrap = false;
-  }
+  void start_all() { deployment.start_all(); }
   size_t home_dc(uint64_t uid) const { return *map->home_of(uid) == kDatacenters[0] ? 0 : 1; }
   // Services of the uid's home datacenter, starting with zone `first_zone`.
   std::vector<NodeId> contacts_for(uint64_t uid, size_t first_zone = 0) const {

@@ -1,6 +1,6 @@
 // A recorded history of client operations on the replicated key-value store.
 //
-// This is the input of the linearizability checker (sim/checkers/
+// This is the input of the linearizability checker (checkers/
 // linearizability.h). It is plain data on purpose: the simulator's workload
 // fills it, and so can a recorder beside a real cluster, so one checker judges
 // both. Nothing here refers to the simulator.
@@ -21,8 +21,6 @@
 //                                  the next write creates version 1
 // Versions of a key start at 1 and grow by exactly 1 per successful write.
 #pragma once
-
-#include "sim/sim_only.h"
 
 #include <cstdint>
 #include <optional>

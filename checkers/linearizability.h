@@ -26,15 +26,13 @@
 // dependence on pointers, hash order or wall-clock time. Single-threaded.
 #pragma once
 
-#include "sim/sim_only.h"
-
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "sim/checkers/history.h"
+#include "checkers/kv_history.h"
 
 namespace wx::checkers {
 

@@ -29,7 +29,7 @@
 //   remove could still come in between; and an op no version pins (an
 //   unknown write, any remove) may not be placed where one of the next
 //   pending completed ops could no longer reach the version it reports.
-#include "sim/checkers/linearizability.h"
+#include "checkers/linearizability.h"
 
 #include <fmt/format.h>
 

@@ -1,0 +1,136 @@
+// The deployment description: what runs where, as plain data.
+//
+// One `DeploymentSpec` says which datacenters and zones exist, how many KV
+// shards each datacenter has (each a Paxos group with one replica per zone),
+// which stateless services run how many instances in every zone, where users
+// live, and the configuration templates of each service. `Deployment` checks
+// it and lays it out: a node id, a name, a role and a place for every node, in
+// a fixed order, plus the shard map and the service directory derived from
+// it. Nothing here knows about the simulator, sockets or Asio: the simulator's
+// builder (sim/deployment_builder.h), the tests, the CLI, the YAML scenarios,
+// the Python bindings and the real cluster all start from this one
+// description, and `make_node` (node_factory.h) builds any node of it.
+//
+// Layout (ids are dense from 1, in this order, so the same spec always gives
+// the same ids):
+//   1. KV replicas: for each datacenter in order, each shard s, each zone z:
+//      "kv-<dc>-s<s>-<zone>", replica index = zone position;
+//   2. stateless services, for each role in kStatelessRoles order, each
+//      datacenter, each zone, each instance i: "<role>-<dc>-<zone>[-<i>]".
+//
+// Stores: user records (contacts, inbox) live in the user's home datacenter's
+// shard (shard::ShardMap). seqsvr and account keep their records in the FIRST
+// datacenter's shard 0 group (one group: account IDs must be unique across the
+// whole deployment; cross-datacenter consensus for it is a later step).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nodes/rpc/router.h"
+#include "nodes/runtime/node.h"
+#include "nodes/storage/account/account_service.h"
+#include "nodes/storage/kv/kv_replica.h"
+#include "nodes/storage/seqsvr/alloc_server.h"
+#include "nodes/storage/shard/shard_map.h"
+
+namespace wx::deploy {
+
+enum class Role : uint8_t { kv, seqsvr, account, contacts, inbox };
+// Roles with instances in every zone (everything but kv), in layout order.
+inline constexpr Role kStatelessRoles[] = {Role::seqsvr, Role::account, Role::contacts, Role::inbox};
+
+std::string_view to_string(Role role);
+std::optional<Role> parse_role(std::string_view text);
+// The RPC service name of a role's instances in the directory ("seqsvr", …).
+std::string_view service_name(Role role);
+
+// Limits on what one description may ask for.
+inline constexpr size_t kDatacentersMax = 16;
+inline constexpr size_t kZonesPerDatacenter = 3;  // one KV replica per zone
+inline constexpr uint32_t kShardsPerDatacenterMax = 256;
+inline constexpr uint32_t kInstancesPerZoneMax = 64;
+inline constexpr size_t kNodesMax = 100'000;
+
+struct DatacenterSpec {
+  std::string name;
+  std::vector<std::string> zones;  // exactly kZonesPerDatacenter, distinct
+};
+
+// Templates: every field a node's own config needs from the deployment
+// (members, self index, the group it stores in, its zone, the shard map) is
+// filled in by make_node; the rest (timeouts, costs, test-only mutations) is
+// taken from here as it is.
+struct ServiceTemplates {
+  kv::KvReplicaConfig kv;
+  seqsvr::AllocSvrConfig seqsvr;
+  account::AccountServiceConfig account;
+  shard::DataServiceConfig data;  // contacts and inbox
+};
+
+struct DeploymentSpec {
+  std::vector<DatacenterSpec> datacenters;
+  uint32_t kv_shards_per_datacenter = 1;
+  // Instances per zone of each stateless role; a role not listed runs none.
+  std::map<Role, uint32_t> instances_per_zone;
+  // Where users live: uid → home datacenter; others live in
+  // default_datacenter (empty: they have no home and are refused).
+  std::map<uint64_t, std::string> home_datacenter;
+  std::string default_datacenter;
+  ServiceTemplates templates;
+
+  // Every stateless role with one instance per zone.
+  static std::map<Role, uint32_t> full_set_per_zone(uint32_t n = 1);
+};
+
+struct NodeDesc {
+  NodeId id;
+  std::string name;
+  Role role = Role::kv;
+  std::string datacenter;
+  std::string zone;
+  uint32_t shard = 0;     // kv: the shard within its datacenter
+  uint32_t index = 0;     // kv: replica index (zone position); others: instance in zone
+  size_t group = 0;       // kv: index into shard_map().groups()
+};
+
+class Deployment {
+ public:
+  // Checks a spec: an empty string means valid, else what is wrong, naming
+  // the field ("datacenters[1].zones: expected 3 distinct zone names").
+  static std::string validate(const DeploymentSpec& spec);
+  // Throws std::invalid_argument with validate()'s text if the spec is bad.
+  explicit Deployment(DeploymentSpec spec);
+
+  const DeploymentSpec& spec() const { return spec_; }
+  // Every node, ordered by id (id = position + 1).
+  const std::vector<NodeDesc>& nodes() const { return nodes_; }
+  // nullptr if `id` is not a node of this deployment.
+  const NodeDesc* find(NodeId id) const;
+  const NodeDesc& node(NodeId id) const;  // throws std::out_of_range
+  // Nodes of a role, in id order; with a datacenter, only those there.
+  std::vector<NodeId> nodes_of(Role role, std::string_view datacenter = {}) const;
+
+  const std::shared_ptr<const shard::ShardMap>& shard_map() const { return shard_map_; }
+  // The KV group that stores seqsvr's and account's records.
+  const shard::ShardGroup& global_group() const { return shard_map_->group(0); }
+  // Every stateless instance under its service name, with its locality.
+  const rpc::ServiceDirectory& directory() const { return directory_; }
+
+ private:
+  DeploymentSpec spec_;
+  std::vector<NodeDesc> nodes_;
+  std::shared_ptr<const shard::ShardMap> shard_map_;
+  rpc::ServiceDirectory directory_;
+};
+
+// A single datacenter "dc1" with zones "a", "b", "c", one shard, every
+// stateless service once per zone: the usual starting point for tests.
+DeploymentSpec single_datacenter_spec(std::string dc = "dc1", std::vector<std::string> zones = {"a", "b", "c"});
+
+}  // namespace wx::deploy
