@@ -9,6 +9,13 @@ nodes/prod/, a header for threads, <random>, files, clocks or the OS, or reads
 a real clock, std::random_device, rand() or the environment. Each offence is
 printed as `path:line: reason`. The build runs this before compiling any node
 library (CMakeLists.txt, target seam_check), so a violating file fails the build.
+
+This is the fast, readable first line: it names the line, and it sees headers
+that no node translation unit compiles. It reads text, so spelling defeats it
+(an include split by a backslash-newline, an include through a macro, a Boost
+header that pulls Asio in, ::time() declared through <string>). The checks that
+judge what is really compiled are scripts/seam_headers.py (the include tree the
+compiler built) and scripts/seam_symbols.py (what the objects reference).
 """
 import pathlib
 import re
@@ -18,6 +25,8 @@ RULES = [
     (r'#\s*include\s*[<"](boost/)?asio', "includes Asio (only nodes/prod may)"),
     (r'#\s*include\s*"sim/', "includes the simulator (sim/)"),
     (r'#\s*include\s*"nodes/prod/', "includes the production runtime (nodes/prod/)"),
+    (r'#\s*include\s*"(\.\./)+(prod|sim|nodes/prod)/',
+     "includes the production runtime or the simulator by a relative path"),
     (r'#\s*include\s*<(thread|mutex|shared_mutex|future|condition_variable|stop_token|semaphore|'
      r'latch|barrier|random|filesystem|fstream|chrono|ctime|time\.h|unistd\.h|fcntl\.h|sys/|'
      r'netinet/|arpa/)',
@@ -31,6 +40,10 @@ RULES = [
      "calls the OS directly (files, time); use the Runtime"),
     (r'(?<![\w.>])(::|std::)(open|socket|connect|time|sleep|system)\s*\(',
      "calls the OS directly (files, sockets, time); use the Runtime"),
+    (r'(?<![\w.>])(::|std::)?time\s*\(\s*(nullptr|NULL|0)\s*\)', "reads the real clock; use Runtime::now()"),
+    (r'\b(__builtin_ia32_rdtscp?|__rdtscp?|_rdtsc)\b', "reads the CPU time-stamp counter; use Runtime::now()"),
+    (r'(?<![\w.>])(::|std::|fmt::)?(localtime|gmtime)(_r|_s)?\s*\(', "reads calendar time in the host's zone"),
+    (r'(?<![\w.>])(::)?pthread_\w+\s*\(', "uses POSIX threads; node code is single-threaded"),
 ]
 COMPILED = [(re.compile(p), why) for p, why in RULES]
 SUFFIXES = {".h", ".hh", ".hpp", ".cc", ".cpp", ".cxx", ".ipp", ".inc"}

@@ -308,6 +308,35 @@ void Faults::set_clock_offset(NodeId node, Duration offset) {
   sim_.set_clock_offset(node, offset);
 }
 
+size_t Faults::set_clock_offset(const Selectors& nodes, Duration offset) {
+  size_t n = 0;
+  for (uint32_t v = 1; v <= sim_.node_count(); ++v) {
+    const NodeId id{v};
+    if (!matches_any(nodes, id, sim_.placement(id))) continue;
+    sim_.set_clock_offset(id, offset);
+    ++n;
+  }
+  return n;
+}
+
+void Faults::set_clock_rate(NodeId node, int64_t ppm) {
+  sim_.set_clock_rate(node, ppm);
+}
+
+size_t Faults::set_clock_rate(const Selectors& nodes, int64_t ppm) {
+  if (!LocalClock::valid_ppm(ppm)) {
+    throw std::invalid_argument("faults: clock rate out of range: " + std::to_string(ppm) + " ppm");
+  }
+  size_t n = 0;
+  for (uint32_t v = 1; v <= sim_.node_count(); ++v) {
+    const NodeId id{v};
+    if (!matches_any(nodes, id, sim_.placement(id))) continue;
+    sim_.set_clock_rate(id, ppm);
+    ++n;
+  }
+  return n;
+}
+
 int Faults::group_of(const std::vector<Selectors>& groups, NodeId id, const Placement& p) {
   for (size_t i = 0; i < groups.size(); ++i) {
     if (matches_any(groups[i], id, p)) return static_cast<int>(i);

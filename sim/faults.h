@@ -15,7 +15,7 @@
 // Link faults change the topology's link state (topology.h) and reroute:
 // set_link_up / set_link_loss / set_link_delay. Outages crash nodes:
 // kill_zone / kill_datacenter, undone by restore_zone / restore_datacenter.
-// Clock skew: set_clock_offset.
+// Clocks: set_clock_offset (skew, a step) and set_clock_rate (drift, ppm).
 //
 // What a node observes (docs/network.md): a block breaks every open
 // connection crossing it silently — frames in flight are lost and nobody gets
@@ -146,8 +146,19 @@ class Faults {
                                      const std::string& datacenter = "") const;
 
   // --- clocks -----------------------------------------------------------------
-  // Same as Simulation::set_clock_offset.
+  // Skew: the node's clock steps to read global time + offset (same as
+  // Simulation::set_clock_offset). Drift: its clock runs at rate
+  // 1 + ppm * 1e-6 of global time from now on, continuous (same as
+  // Simulation::set_clock_rate; ppm in [LocalClock::kPpmMin, kPpmMax], else
+  // std::invalid_argument before any clock changes). Unlike the rules above,
+  // a clock is a property of each node, not a rule on traffic: the selector
+  // forms apply to the nodes that match when called, in id order, each noted
+  // in the trace (a node added later keeps the default clock), and return how
+  // many matched. Nothing to heal: set the offset or rate back.
   void set_clock_offset(NodeId node, Duration offset);
+  size_t set_clock_offset(const Selectors& nodes, Duration offset);
+  void set_clock_rate(NodeId node, int64_t ppm);
+  size_t set_clock_rate(const Selectors& nodes, int64_t ppm);
 
   // --- for the Network --------------------------------------------------------
   PairRules rules_for(NodeId lo, NodeId hi) const;

@@ -1,8 +1,10 @@
 #include "sim/sim_runtime.h"
 
 #include <algorithm>
+#include <cassert>
 #include <exception>
 #include <stdexcept>
+#include <string>
 
 #include "sim/simulation.h"
 
@@ -18,13 +20,73 @@ SendStatus SimTransport::send(NodeId to, std::string frame) {
   return sim_.network().send(self_, to, std::move(frame));
 }
 
+// --- LocalClock -----------------------------------------------------------------
+
+namespace {
+
+using i128 = __int128;
+
+// Floor and ceiling of a / b for b > 0, any sign of a.
+i128 floor_div(i128 a, i128 b) {
+  const i128 q = a / b;
+  return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+i128 ceil_div(i128 a, i128 b) {
+  const i128 q = a / b;
+  return (a % b != 0 && a > 0) ? q + 1 : q;
+}
+int64_t saturate(i128 v) {
+  if (v > std::numeric_limits<int64_t>::max()) return std::numeric_limits<int64_t>::max();
+  if (v < std::numeric_limits<int64_t>::min()) return std::numeric_limits<int64_t>::min();
+  return static_cast<int64_t>(v);
+}
+
+}  // namespace
+
+LocalClock::LocalClock(TimePoint anchor_global, TimePoint anchor_local, int64_t ppm)
+    : g0_(anchor_global), l0_(anchor_local), ppm_(ppm) {
+  if (!valid_ppm(ppm)) throw std::invalid_argument("clock rate out of range: " + std::to_string(ppm) + " ppm");
+}
+
+TimePoint LocalClock::local_at(TimePoint g) const {
+  if (ppm_ == 0) {  // the common case, without 128-bit division
+    int64_t d, r;
+    if (!__builtin_sub_overflow(g.ns(), g0_.ns(), &d) && !__builtin_add_overflow(l0_.ns(), d, &r)) {
+      return TimePoint::from_ns(r);
+    }
+  }
+  const i128 dg = i128{g.ns()} - g0_.ns();
+  return TimePoint::from_ns(saturate(i128{l0_.ns()} + floor_div(dg * (kPpmUnit + ppm_), kPpmUnit)));
+}
+
+TimePoint LocalClock::global_at(TimePoint local) const {
+  // local_at(g) >= L  <=>  floor((g - g0) f / U) >= L - l0  <=>  (g - g0) f / U >= L - l0
+  // (the right side is an integer)  <=>  g - g0 >= ceil((L - l0) U / f), f = U + ppm > 0.
+  if (ppm_ == 0) {
+    int64_t d, r;
+    if (!__builtin_sub_overflow(local.ns(), l0_.ns(), &d) && !__builtin_add_overflow(g0_.ns(), d, &r)) {
+      return TimePoint::from_ns(r);
+    }
+  }
+  const i128 dl = i128{local.ns()} - l0_.ns();
+  return TimePoint::from_ns(saturate(i128{g0_.ns()} + ceil_div(dl * kPpmUnit, kPpmUnit + ppm_)));
+}
+
+LocalClock LocalClock::with_rate(TimePoint g, int64_t ppm) const { return LocalClock(g, local_at(g), ppm); }
+
+LocalClock LocalClock::stepped(TimePoint g, Duration offset) const {
+  return LocalClock(g, TimePoint::from_ns(saturate(i128{g.ns()} + offset.ns())), ppm_);
+}
+
+// --- SimNodeRuntime ---------------------------------------------------------------
+
 SimNodeRuntime::SimNodeRuntime(Simulation& sim, NodeId id, uint32_t incarnation, OwnerId owner,
-                               uint64_t seed, std::string disk_uri, Duration clock_offset)
+                               uint64_t seed, std::string disk_uri, LocalClock clock)
     : sim_(sim),
       id_(id),
       incarnation_(incarnation),
       owner_(owner),
-      clock_offset_(clock_offset),
+      clock_(clock),
       rng_(seed),
       transport_(*this, sim, id),
       disk_(std::move(disk_uri)) {}
@@ -36,15 +98,15 @@ SimNodeRuntime::~SimNodeRuntime() {
 }
 
 TimePoint SimNodeRuntime::now() const {
-  const TimePoint t = sim_.kernel().now() + clock_offset_;
-  return t < clock_floor_ ? clock_floor_ : t;
+  return std::max(clock_.local_at(sim_.kernel().now()), clock_floor_);
 }
 
 TimePoint SimNodeRuntime::to_global(TimePoint local_at) const {
-  // Past the floor, local time is global + offset; at or before now, at once.
+  // At or before now: at once. Later: the floor is below local_at, so local
+  // time reaches it when the host clock does.
   const TimePoint global_now = sim_.kernel().now();
-  const TimePoint local_now = std::max(global_now + clock_offset_, clock_floor_);
-  return local_at <= local_now ? global_now : local_at - clock_offset_;
+  if (local_at <= now()) return global_now;
+  return std::max(clock_.global_at(local_at), global_now);
 }
 
 EventId SimNodeRuntime::arm(uint32_t index) {
@@ -69,7 +131,7 @@ constexpr uint32_t kGenerationMask = 0x7fffffffu;
 
 TimerId SimNodeRuntime::call_at(TimePoint at, UniqueFunction fn) {
   const TimePoint global_now = sim_.kernel().now();
-  if (at <= std::max(global_now + clock_offset_, clock_floor_)) {
+  if (at <= now()) {
     const EventId id = sim_.kernel().schedule_at(
         global_now, owner_, TraceTag{TraceKind::timer, id_.value, 0}, std::move(fn));
     // Kernel ids keep the top bit clear below 2^25 event slots in use at once
@@ -108,6 +170,9 @@ void SimNodeRuntime::release(uint32_t index) {
 void SimNodeRuntime::fire(uint32_t index, uint32_t generation) {
   Timer& t = timers_[index];
   if (!t.live || t.generation != generation) return;
+  // Every clock change re-times pending timers (set_clock), so the event is
+  // never early: local time has reached the deadline.
+  assert(now() >= t.local_at);
   UniqueFunction fn = std::move(t.fn);
   release(index);  // before the call: fn may set timers (and grow timers_)
   fn();
@@ -125,10 +190,9 @@ bool SimNodeRuntime::cancel(TimerId id) {
   return true;
 }
 
-void SimNodeRuntime::set_clock_offset(Duration offset) {
-  const TimePoint local_now = now();
-  clock_offset_ = offset;
-  if (sim_.kernel().now() + offset < local_now) clock_floor_ = local_now;  // stall, never go back
+void SimNodeRuntime::set_clock(LocalClock clock) {
+  clock_floor_ = now();  // never below what was read (a stall if `clock` is behind)
+  clock_ = clock;
   // Re-time every pending timer to its local deadline, in (deadline, call
   // order) so that ties keep the order they were set in.
   std::vector<uint32_t> pending;

@@ -5,18 +5,32 @@
 // the owner, so none of them can run, and teardown() destroys every spawned
 // task first (runtime.h).
 //
-// Local time is the kernel's time plus this node's clock offset (a clock-skew
-// fault), never going backwards: when the offset is lowered on a running
-// node, local time stalls at the value it had until global time + offset
-// catches up. Timers set for the future are kept by local deadline in a slot
-// table here (the kernel event of each is re-timed when the offset changes),
-// so a new offset takes effect at once for now() and for every pending timer;
-// timers due at the same local time keep their call order. Timers already due
-// when set go straight to the kernel (they stay due whatever the clock does).
+// Local time. Each node has a host clock (LocalClock, below): piecewise linear
+// in kernel (global) time, with an offset (clock skew) and a rate (drift, in
+// parts per million). The Simulation owns it per node, so it survives
+// restarts, and hands every change to the running incarnation. The
+// incarnation reads max(host clock, floor): its local time never goes
+// backwards — when a change would move the host clock below what this
+// incarnation already read (a lower offset), local time stalls at that value
+// until the host clock catches up. A new incarnation starts with no floor (a
+// restarted process reads the host clock as it is).
+//
+// Timers. A timer set for local time L fires at the earliest global time at
+// which local time reads >= L (LocalClock::global_at, exact integer
+// arithmetic, rounded up: never early in local terms). Timers set for the
+// future are kept by local deadline in a slot table here; whenever the clock
+// changes (offset or rate), every pending one is re-timed at once to its local
+// deadline under the new clock, in (deadline, call order). So the kernel event
+// of a pending timer is always at the global time its deadline maps to under
+// the clock in force: a timer never fires early and never late, however often
+// the rate changes before it is due, and timers due at the same local time
+// keep their call order. Timers already due when set go straight to the kernel
+// (local time only moves forward, so they stay due whatever the clock does).
 #pragma once
 
 #include "sim/sim_only.h"
 
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <string>
@@ -30,6 +44,48 @@
 namespace wx::sim {
 
 class Simulation;
+
+// A host clock: local time as a function of global (kernel) time.
+//
+//   local(g) = l0 + floor((g - g0) * (1e6 + ppm) / 1e6)
+//
+// through the anchor (g0, l0), at rate 1 + ppm * 1e-6. A change of rate or a
+// step of the offset re-anchors at the moment of the change, so the clock is
+// continuous across rate changes (a step moves it by exactly the step). All
+// arithmetic is integer (128-bit intermediates): no floating point decides an
+// event time, so runs are bit-for-bit reproducible. Results beyond the
+// 64-bit range saturate. The default clock reads global time exactly.
+class LocalClock {
+ public:
+  // The rate must stay positive: ppm in (-1,000,000, +1,000,000], i.e. a
+  // clock runs between (almost) stopped and twice as fast as global time.
+  static constexpr int64_t kPpmMin = -999'999;
+  static constexpr int64_t kPpmMax = 1'000'000;
+  static constexpr int64_t kPpmUnit = 1'000'000;
+
+  LocalClock() = default;
+  LocalClock(TimePoint anchor_global, TimePoint anchor_local, int64_t ppm);
+
+  // Local time at global time `g` (non-decreasing in g).
+  TimePoint local_at(TimePoint g) const;
+  // The earliest global time at which local_at() >= `local` — the exact
+  // inverse, rounded up.
+  TimePoint global_at(TimePoint local) const;
+  // The same clock from `g` on, at a new rate: local_at(g) is unchanged.
+  LocalClock with_rate(TimePoint g, int64_t ppm) const;
+  // Stepped at `g` to read g + offset, same rate from there.
+  LocalClock stepped(TimePoint g, Duration offset) const;
+  Duration offset_at(TimePoint g) const { return local_at(g) - g; }
+  int64_t rate_ppm() const { return ppm_; }
+  TimePoint anchor_global() const { return g0_; }
+  TimePoint anchor_local() const { return l0_; }
+  static bool valid_ppm(int64_t ppm) { return ppm >= kPpmMin && ppm <= kPpmMax; }
+
+ private:
+  TimePoint g0_;
+  TimePoint l0_;
+  int64_t ppm_ = 0;
+};
 
 class SimTransport final : public Transport {
  public:
@@ -46,7 +102,7 @@ class SimTransport final : public Transport {
 class SimNodeRuntime final : public Runtime {
  public:
   SimNodeRuntime(Simulation& sim, NodeId id, uint32_t incarnation, OwnerId owner, uint64_t seed,
-                 std::string disk_uri, Duration clock_offset);
+                 std::string disk_uri, LocalClock clock);
   ~SimNodeRuntime() override;
 
   NodeId node_id() const override { return id_; }
@@ -62,9 +118,11 @@ class SimNodeRuntime final : public Runtime {
   LogLevel log_level() const override;
   void log_write(LogLevel level, std::string_view message) override;
 
-  // Clock skew from now on (Simulation::set_clock_offset calls this).
-  void set_clock_offset(Duration offset);
-  Duration clock_offset() const { return clock_offset_; }
+  // The host clock from now on (Simulation::set_clock_offset and
+  // set_clock_rate call this): local time keeps what it read (floor), every
+  // pending timer is re-timed to its local deadline under `clock`.
+  void set_clock(LocalClock clock);
+  const LocalClock& clock() const { return clock_; }
   // Timers set for the future and not yet fired or cancelled (the slot table).
   size_t pending_timers() const { return timers_.size() - free_timers_.size(); }
 
@@ -96,8 +154,9 @@ class SimNodeRuntime final : public Runtime {
   void fire(uint32_t index, uint32_t generation);
   void release(uint32_t index);
 
-  Duration clock_offset_;
-  // Local time never reads below this (raised when the offset decreases).
+  LocalClock clock_;
+  // Local time never reads below this: what it read when the clock last
+  // changed (matters when a change moved the host clock back).
   TimePoint clock_floor_ = TimePoint::from_ns(std::numeric_limits<int64_t>::min());
   std::vector<Timer> timers_;
   std::vector<uint32_t> free_timers_;

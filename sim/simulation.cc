@@ -48,7 +48,7 @@ NodeId Simulation::add_node(NodeSpec spec) {
   if (!spec.factory) throw std::invalid_argument("simulation: node '" + spec.name + "' has no factory");
   const NodeId id{static_cast<uint32_t>(nodes_.size() + 1)};
   topology_.place(id, spec.placement);  // throws on a bad placement, before anything changes
-  nodes_.push_back(Slot{std::move(spec), 0, Duration::zero(), nullptr, nullptr});
+  nodes_.push_back(Slot{std::move(spec), 0, LocalClock{}, nullptr, nullptr});
   return id;
 }
 
@@ -58,14 +58,31 @@ uint32_t Simulation::incarnation(NodeId id) const { return slot(id).incarnation;
 
 void Simulation::set_clock_offset(NodeId id, Duration offset) {
   Slot& s = slot(id);
-  s.clock_offset = offset;
+  s.clock = s.clock.stepped(kernel_.now(), offset);
   const std::string what =
       "clock " + to_string(id) + " offset " +
       (offset < Duration::zero() ? "-" + to_string(-offset) : to_string(offset));
   kernel_.note(TraceTag{TraceKind::fault, id.value, fnv1a64(what)});
   log(id, s.incarnation, LogLevel::info, "fault: " + what);
-  if (s.rt) s.rt->set_clock_offset(offset);
+  if (s.rt) s.rt->set_clock(s.clock);
 }
+
+void Simulation::set_clock_rate(NodeId id, int64_t ppm) {
+  Slot& s = slot(id);
+  if (!LocalClock::valid_ppm(ppm)) {
+    throw std::invalid_argument("simulation: clock rate of " + to_string(id) + " out of range: " +
+                                std::to_string(ppm) + " ppm");
+  }
+  s.clock = s.clock.with_rate(kernel_.now(), ppm);
+  // Integer formatting only: the note's hash must not depend on a locale.
+  const std::string what =
+      "clock " + to_string(id) + " rate " + (ppm < 0 ? "" : "+") + std::to_string(ppm) + "ppm";
+  kernel_.note(TraceTag{TraceKind::fault, id.value, fnv1a64(what)});
+  log(id, s.incarnation, LogLevel::info, "fault: " + what);
+  if (s.rt) s.rt->set_clock(s.clock);
+}
+
+Duration Simulation::clock_offset(NodeId id) const { return slot(id).clock.offset_at(kernel_.now()); }
 
 void Simulation::start(NodeId id) {
   Slot& s = slot(id);
@@ -76,7 +93,7 @@ void Simulation::start(NodeId id) {
   s.rt = std::make_unique<SimNodeRuntime>(*this, id, s.incarnation, owner,
                                           Rng::derive_seed(config_.seed, "node",
                                                            (uint64_t{id.value} << 32) | s.incarnation),
-                                          disks_.uri_for(id), s.clock_offset);
+                                          disks_.uri_for(id), s.clock);
   try {
     s.node = s.spec.factory(*s.rt);
     if (!s.node) throw std::runtime_error("factory returned no node");

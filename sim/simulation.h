@@ -20,7 +20,7 @@
 //
 // The network: `topology()` is the datacenter graph every node is placed on
 // when added (topology.h); `faults()` injects partitions, loss, delay,
-// clogging, link and zone outages and clock skew (faults.h); `network()`
+// clogging, link and zone outages, clock skew and drift (faults.h); `network()`
 // carries the frames (network.h). docs/network.md describes the model.
 //
 // A task that throws fails the run: `run_*` return false and `failure()`
@@ -89,13 +89,25 @@ class Simulation {
   void crash(NodeId id);
   void restart(NodeId id);
   void wipe(NodeId id);
-  // Clock skew: the node's local clock reads global time + offset, from now
-  // on, also for a running incarnation (its pending timers are re-timed to
-  // their local deadlines) and for later incarnations. A running node's local
-  // time never goes backwards: when the offset decreases, its clock stalls
-  // until global time + offset catches up. Noted in the trace as a fault.
+  // Clocks (sim_runtime.h, LocalClock). Each node has a host clock that
+  // survives restarts; a change takes effect at once for the running
+  // incarnation (its pending timers are re-timed to their local deadlines)
+  // and holds for later ones. A running node's local time never goes
+  // backwards: when a change puts the clock behind what it read, it stalls
+  // until the clock catches up. Each change is noted in the trace as a fault.
+  //
+  // Skew: from now on the node's clock reads global time + offset (a step),
+  // then runs on at its rate.
   void set_clock_offset(NodeId id, Duration offset);
-  Duration clock_offset(NodeId id) const { return slot(id).clock_offset; }
+  // Drift: from now on the node's clock advances at rate 1 + ppm * 1e-6 of
+  // global time, continuing from what it reads now (no step). ppm in
+  // [LocalClock::kPpmMin, kPpmMax], else std::invalid_argument.
+  void set_clock_rate(NodeId id, int64_t ppm);
+  // The node's clock now: local minus global time (a running incarnation may
+  // read more while it stalls), and its rate.
+  Duration clock_offset(NodeId id) const;
+  int64_t clock_rate_ppm(NodeId id) const { return slot(id).clock.rate_ppm(); }
+  const LocalClock& clock(NodeId id) const { return slot(id).clock; }
 
   bool is_up(NodeId id) const;
   uint32_t incarnation(NodeId id) const;
@@ -145,7 +157,7 @@ class Simulation {
   struct Slot {
     NodeSpec spec;
     uint32_t incarnation = 0;
-    Duration clock_offset;
+    LocalClock clock;  // the host clock (survives restarts)
     std::unique_ptr<SimNodeRuntime> rt;
     std::unique_ptr<Node> node;
   };

@@ -29,6 +29,8 @@
 // thread-safe and nothing here starts a thread.
 #pragma once
 
+#include "nodes/prod/prod_only.h"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>

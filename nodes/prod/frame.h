@@ -13,6 +13,8 @@
 // the stream can no longer be trusted to be in step.
 #pragma once
 
+#include "nodes/prod/prod_only.h"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>

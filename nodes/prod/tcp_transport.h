@@ -33,6 +33,8 @@
 // the io_context runs on after it is destroyed.
 #pragma once
 
+#include "nodes/prod/prod_only.h"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>

@@ -1,11 +1,19 @@
 // seqsvr (nodes/storage/seqsvr/) in simulation: three KV replicas and three
 // AllocSvr nodes, one of each per zone, and client nodes using SeqClient.
 // Fault-free numbers and figures (store writes per allocation, latency), and
-// the safety property under a seeded random fault schedule: per user, numbers
-// are never handed out twice and increase in real-time order.
+// the safety property under a seeded random fault schedule with drifting
+// clocks: per user, numbers are never handed out twice and increase in
+// real-time order; and, sampled, no section servable at two allocators at
+// once (lease exclusivity). Mutations of AllocSvr (no persist, no takeover
+// wait, no drift margin) show both checks have teeth.
+//
+// Seeds follow tests/support/seeds.h: WX_SEEDS=N / WX_SEED_FIRST=S widen or
+// move the sweep, WX_SEED=S re-runs one seed (every failure prints its line);
+// WX_SEQ_VERBOSE=1 prints one line per seed.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +28,7 @@
 #include "nodes/storage/seqsvr/alloc_server.h"
 #include "nodes/storage/seqsvr/seq_client.h"
 #include "sim/simulation.h"
+#include "tests/support/seeds.h"
 
 namespace wx::seqsvr {
 namespace {
@@ -282,67 +291,176 @@ TEST(SeqSvr, WritesTheStoreOncePerStepAndReportsLatency) {
 constexpr Duration kWorkload = seconds(10);
 constexpr Duration kRecovery = seconds(7);  // after the heal: leases move, then every client must succeed
 constexpr uint64_t kFaultLanes = 2;
-constexpr int kFaultKinds = 6;
+constexpr int kFaultKinds = 7;
 constexpr int kClients = 3;
 constexpr uint64_t kSectionSize = 10;
 constexpr uint64_t kSections = 4;
 constexpr uint64_t kSmallStep = 16;  // many max_seq writes under faults
 const uint64_t kUsers[] = {1, 3, 12, 25, 38};
 
+// --- drifting clocks -------------------------------------------------------------
+//
+// Every server node (AllocSvr and KV replica) runs its clock at its own rate
+// from the start, and at random moments one of them changes rate, for the
+// whole run. Rates are drawn in [-ppm_max, +ppm_max], half of the draws at an
+// extreme, so the worst pair (one allocator as slow as allowed, another as
+// fast) is common; and the faults that cut an allocator off from the store
+// set that pattern on purpose (race_clocks).
+//
+// Within the margin: AllocSvr's takeover wait assumes two allocators' clock
+// rates differ by a factor of at most 1 + clock_drift_margin_percent / 100
+// (docs/seqsvr.md). With every rate within +-ppm_max that factor is at most
+// (1 + ppm_max) / (1 - ppm_max): +-4.5 % gives 1.045 / 0.955 = 1.094 < 1.10.
+constexpr int64_t kPpm = 1'000'000;
+constexpr int64_t kDriftPpmWithinMargin = 45'000;
+static_assert((kPpm + kDriftPpmWithinMargin) * 100 <= (kPpm - kDriftPpmWithinMargin) * (100 + 10),
+              "the sweep's drift must stay within AllocSvr's default 10 % margin");
+// Beyond it, for the mutation (no margin at all): +-25 %.
+constexpr int64_t kDriftPpmBeyondMargin = 250'000;
+
+int64_t draw_ppm(Rng& rng, int64_t ppm_max) {
+  if (ppm_max == 0) return 0;
+  if (rng.bernoulli(0.5)) return rng.bernoulli(0.5) ? ppm_max : -ppm_max;
+  return rng.uniform_int(-ppm_max, ppm_max);
+}
+
+// Sets every server node's initial rate now and schedules rate changes until `end`.
+void schedule_drift(SeqCluster& cl, int64_t ppm_max, TimePoint end, uint64_t* changes) {
+  if (ppm_max == 0) return;
+  Rng rng = cl.sim.derive_rng("seqsvr.drift");
+  std::vector<NodeId> servers = cl.replicas;
+  servers.insert(servers.end(), cl.allocators.begin(), cl.allocators.end());
+  for (NodeId n : servers) cl.sim.set_clock_rate(n, draw_ppm(rng, ppm_max));
+  sim::Simulation* sim = &cl.sim;
+  TimePoint t = TimePoint::zero() + milliseconds(300 + static_cast<int64_t>(rng.next_u64() % 2700));
+  while (t < end) {
+    const NodeId n = servers[rng.next_u64() % servers.size()];
+    const int64_t ppm = draw_ppm(rng, ppm_max);
+    sim->at(t, [sim, n, ppm, changes] {
+      sim->set_clock_rate(n, ppm);
+      ++*changes;
+    });
+    t += milliseconds(300 + static_cast<int64_t>(rng.next_u64() % 2700));
+  }
+}
+
 struct FaultCounts {
   size_t by_kind[kFaultKinds] = {};
 };
 
-void schedule_faults(SeqCluster& cl, uint64_t lane, TimePoint end, FaultCounts* counts) {
-  Rng rng = cl.sim.derive_rng("seqsvr.faults", lane);
+// The adversarial clock pattern for a lease: the allocator that is about to
+// lose the store runs as slow as allowed (its lease lasts longest in real
+// time), the others as fast as allowed (their takeover wait is shortest).
+void race_clocks(sim::Simulation* sim, const std::vector<NodeId>& allocs, NodeId slow, int64_t ppm_max) {
+  if (ppm_max == 0) return;
+  for (NodeId n : allocs) sim->set_clock_rate(n, n == slow ? -ppm_max : ppm_max);
+}
+
+// Cuts the zone of allocator `a_index` off from the other two zones for d,
+// with race_clocks against that allocator.
+void isolate_zone(sim::Simulation* sim, const std::vector<NodeId>& allocs, size_t a_index, Duration d,
+                  int64_t ppm_max) {
+  std::vector<sim::Selector> others;
+  for (size_t o = 0; o < std::size(kZones); ++o) {
+    if (o != a_index) others.push_back(sim::Selector::zone(kZones[o]));
+  }
+  race_clocks(sim, allocs, allocs[a_index], ppm_max);
+  sim->faults().partition_for({{sim::Selector::zone(kZones[a_index])}, others}, d);
+}
+
+// Injects one fault of `kind` at t for d: `a` is the allocator concerned
+// (kinds 0-3, and 6: a's zone), `r` the KV replica (kinds 4, 5).
+void add_fault(SeqCluster& cl, int kind, size_t a_index, NodeId r, TimePoint t, Duration d, int64_t ppm_max,
+               FaultCounts* counts) {
   sim::Simulation* sim = &cl.sim;
-  std::vector<NodeId> reps = cl.replicas, allocs = cl.allocators;
+  const std::vector<NodeId> reps = cl.replicas, allocs = cl.allocators;
+  const NodeId a = allocs[a_index];
+  const TimePoint until = t + d;
+  sim->at(t, [counts, kind] { ++counts->by_kind[kind]; });
+  switch (kind) {
+    case 0:  // allocator crash, restart later
+      sim->at(t, [sim, a] { sim->crash(a); });
+      sim->at(until, [sim, a] { if (!sim->is_up(a)) sim->start(a); });
+      break;
+    case 1:  // allocator cut off from everybody
+      sim->at(t, [sim, a, d] {
+        std::vector<sim::Selector> rest;
+        for (size_t i = 1; i <= sim->node_count(); ++i) {
+          NodeId o{static_cast<uint32_t>(i)};
+          if (o != a) rest.push_back(sim::Selector(o));
+        }
+        sim->faults().partition_for({{sim::Selector(a)}, rest}, d);
+      });
+      break;
+    case 2:  // allocator cut off from the store only: clients still reach it
+      sim->at(t, [sim, a, reps, d, allocs, ppm_max] {
+        race_clocks(sim, allocs, a, ppm_max);
+        sim->faults().partition_for(
+            {{sim::Selector(a)}, {sim::Selector(reps[0]), sim::Selector(reps[1]), sim::Selector(reps[2])}}, d);
+      });
+      break;
+    case 3:  // allocator clogged
+      sim->at(t, [sim, a, d] { sim->faults().clog(a, d); });
+      break;
+    case 4:  // KV replica crash
+      sim->at(t, [sim, r] { sim->crash(r); });
+      sim->at(until, [sim, r] { if (!sim->is_up(r)) sim->start(r); });
+      break;
+    case 5: {  // KV replica isolated from its peers
+      std::vector<sim::Selector> others;
+      for (NodeId o : reps) if (o != r) others.push_back(sim::Selector(o));
+      sim->at(t, [sim, r, others, d] { sim->faults().partition_for({{sim::Selector(r)}, others}, d); });
+      break;
+    }
+    case 6:  // a's whole zone cut off from the other two: the allocator keeps
+             // the zone's client but loses the store (its KV replica is a minority)
+      sim->at(t, [sim, a_index, d, allocs, ppm_max] { isolate_zone(sim, allocs, a_index, d, ppm_max); });
+      break;
+  }
+}
+
+// A lane of random faults of every kind, one after another until `end`.
+void schedule_faults(SeqCluster& cl, uint64_t lane, TimePoint end, int64_t ppm_max, FaultCounts* counts) {
+  Rng rng = cl.sim.derive_rng("seqsvr.faults", lane);
   TimePoint t = TimePoint::zero() + milliseconds(500 + static_cast<int64_t>(rng.next_u64() % 1000));
   while (t < end) {
-    int kind = static_cast<int>(rng.next_u64() % kFaultKinds);
-    NodeId a = allocs[rng.next_u64() % allocs.size()];
-    NodeId r = reps[rng.next_u64() % reps.size()];
+    const int kind = static_cast<int>(rng.next_u64() % kFaultKinds);
+    const size_t a = rng.next_u64() % cl.allocators.size();
+    const NodeId r = cl.replicas[rng.next_u64() % cl.replicas.size()];
     // Up to 6 s: often longer than a lease plus the takeover wait, so leases
     // lapse and move.
-    Duration d = milliseconds(100 + static_cast<int64_t>(rng.next_u64() % 5900));
-    TimePoint until = t + d;
-    sim->at(t, [counts, kind] { ++counts->by_kind[kind]; });
-    switch (kind) {
-      case 0:  // allocator crash, restart later
-        sim->at(t, [sim, a] { sim->crash(a); });
-        sim->at(until, [sim, a] { if (!sim->is_up(a)) sim->start(a); });
-        break;
-      case 1:  // allocator cut off from everybody
-        sim->at(t, [sim, a, d] {
-          std::vector<sim::Selector> rest;
-          for (size_t i = 1; i <= sim->node_count(); ++i) {
-            NodeId o{static_cast<uint32_t>(i)};
-            if (o != a) rest.push_back(sim::Selector(o));
-          }
-          sim->faults().partition_for({{sim::Selector(a)}, rest}, d);
-        });
-        break;
-      case 2:  // allocator cut off from the store only: clients still reach it
-        sim->at(t, [sim, a, reps, d] {
-          sim->faults().partition_for(
-              {{sim::Selector(a)}, {sim::Selector(reps[0]), sim::Selector(reps[1]), sim::Selector(reps[2])}}, d);
-        });
-        break;
-      case 3:  // allocator clogged
-        sim->at(t, [sim, a, d] { sim->faults().clog(a, d); });
-        break;
-      case 4:  // KV replica crash
-        sim->at(t, [sim, r] { sim->crash(r); });
-        sim->at(until, [sim, r] { if (!sim->is_up(r)) sim->start(r); });
-        break;
-      case 5: {  // KV replica isolated from its peers
-        std::vector<sim::Selector> others;
-        for (NodeId o : reps) if (o != r) others.push_back(sim::Selector(o));
-        sim->at(t, [sim, r, others, d] { sim->faults().partition_for({{sim::Selector(r)}, others}, d); });
-        break;
+    const Duration d = milliseconds(100 + static_cast<int64_t>(rng.next_u64() % 5900));
+    add_fault(cl, kind, a, r, t, d, ppm_max, counts);
+    t = t + d + milliseconds(100 + static_cast<int64_t>(rng.next_u64() % 500));
+  }
+}
+
+// A lane of lease races: the zone of an allocator that serves sections now
+// is cut off from the other two (kind 6) for 2.5-5 s — longer than a lease
+// plus the takeover wait — with its clock set slow and the other
+// allocators' fast. The zone's client can reach only the old holder, the
+// other clients only a new one: if both serve a section at once, their
+// answers interleave in real time. (The target is picked when the race
+// starts, among allocators that are up and serving, so that the other
+// lanes' faults do not leave it nothing to race for.)
+void schedule_lease_races(SeqCluster& cl, TimePoint end, int64_t ppm_max, FaultCounts* counts) {
+  Rng rng = cl.sim.derive_rng("seqsvr.races");
+  sim::Simulation* sim = &cl.sim;
+  SeqCluster* clp = &cl;
+  TimePoint t = TimePoint::zero() + milliseconds(1000 + static_cast<int64_t>(rng.next_u64() % 2000));
+  while (t < end) {
+    const uint64_t pick = rng.next_u64();
+    const Duration d = milliseconds(2500 + static_cast<int64_t>(rng.next_u64() % 2500));
+    sim->at(t, [sim, clp, pick, d, ppm_max, counts] {
+      std::vector<size_t> serving;
+      for (size_t i = 0; i < kAllocators; ++i) {
+        if (clp->alloc(i) && !clp->alloc(i)->serving().empty()) serving.push_back(i);
       }
-    }
-    t = until + milliseconds(100 + static_cast<int64_t>(rng.next_u64() % 500));
+      if (serving.empty()) return;
+      ++counts->by_kind[6];
+      isolate_zone(sim, clp->allocators, serving[pick % serving.size()], d, ppm_max);
+    });
+    t = t + d + milliseconds(500 + static_cast<int64_t>(rng.next_u64() % 1500));
   }
 }
 
@@ -351,45 +469,111 @@ struct SeedResult {
   std::string failure;  // sim failure or history violation
   bool recovered = true;
   size_t allocs = 0, failed = 0;
-  uint64_t takeovers = 0, writes = 0, epochs = 0;
+  uint64_t takeovers = 0, writes = 0, epochs = 0, rate_changes = 0;
+  std::string lease_overlap;  // LeaseSampler: the first overlap, or empty
+  uint64_t overlap_samples = 0;
   FaultCounts faults;
 };
 
-Task<void> fault_workload(SeqTestClient& c, Recorder* rec, int client, TimePoint stop, TimePoint final_at,
-                          int* final_ok) {
-  Rng& rng = c.rt.rng();
-  // Client c allocates for users c, c+1, c+2 (mod 5): every user is shared.
-  std::vector<uint64_t> mine;
-  for (int k = 0; k < 3; ++k) mine.push_back(kUsers[static_cast<size_t>(client + k) % std::size(kUsers)]);
-  auto one = [](SeqTestClient& c, Recorder* rec, int client, uint64_t uid) -> Task<bool> {
-    Alloc a{client, uid, 0, rec->sim->now(), TimePoint::zero()};
-    SeqResult r = co_await c.client.alloc(uid);
-    if (!r.ok) {
-      ++rec->failed;
-      co_return false;
-    }
-    a.seq = r.seq;
-    a.completed = rec->sim->now();
-    rec->allocs.push_back(a);
-    co_return true;
-  };
-  while (rec->sim->now() < stop) {
-    co_await one(c, rec, client, mine[rng.next_u64() % mine.size()]);
-    co_await c.rt.sleep(milliseconds(static_cast<int64_t>(rng.next_u64() % 10)));
+Task<bool> alloc_one(SeqTestClient& c, Recorder* rec, int client, uint64_t uid) {
+  Alloc a{client, uid, 0, rec->sim->now(), TimePoint::zero()};
+  SeqResult r = co_await c.client.alloc(uid);
+  if (!r.ok) {
+    ++rec->failed;
+    co_return false;
   }
-  while (rec->sim->now() < final_at) co_await c.rt.sleep(50_ms);
-  for (uint64_t uid : mine) *final_ok += co_await one(c, rec, client, uid);
+  a.seq = r.seq;
+  a.completed = rec->sim->now();
+  rec->allocs.push_back(a);
+  co_return true;
 }
 
-enum class Mutation { none, skip_persist, no_takeover_wait };
+// One user's allocations from one client, one at a time.
+Task<void> user_lane(SeqTestClient& c, Recorder* rec, int client, uint64_t uid, TimePoint stop) {
+  Rng& rng = c.rt.rng();
+  while (rec->sim->now() < stop) {
+    co_await alloc_one(c, rec, client, uid);
+    co_await c.rt.sleep(milliseconds(static_cast<int64_t>(rng.next_u64() % 30)));
+  }
+}
+
+// Client c allocates for users c, c+1, c+2 (mod 5), so every user is shared
+// by clients; each user in its own lane, so a call stuck on an unreachable
+// section does not hold up the client's other users (a client cut off with
+// an old allocator keeps using it for the sections it still serves).
+Task<void> fault_workload(SeqTestClient& c, Recorder* rec, int client, TimePoint stop, TimePoint final_at,
+                          int* final_ok) {
+  std::vector<uint64_t> mine;
+  for (int k = 0; k < 3; ++k) mine.push_back(kUsers[static_cast<size_t>(client + k) % std::size(kUsers)]);
+  for (uint64_t uid : mine) c.rt.spawn(user_lane(c, rec, client, uid, stop), "lane");
+  while (rec->sim->now() < final_at) co_await c.rt.sleep(50_ms);
+  for (uint64_t uid : mine) *final_ok += co_await alloc_one(c, rec, client, uid);
+}
+
+// no_drift_margin: the takeover wait without its drift allowance
+// (clock_drift_margin_percent = 0, takeover_margin = 0: the taker waits
+// exactly lease_duration of its own clock) while clocks drift beyond that,
+// +-25 %. Every other run drifts within the margin (+-4.5 %).
+enum class Mutation { none, skip_persist, no_takeover_wait, no_drift_margin };
+
+// Lease exclusivity, sampled: every kLeaseSamplePeriod of global time, no
+// section may be servable (AllocSvr::serving(): held, and its lease valid by
+// that allocator's own clock) at two allocators. Empty if it never was, else
+// the first overlap seen.
+constexpr Duration kLeaseSamplePeriod = milliseconds(5);
+
+struct LeaseSampler {
+  SeqCluster* cl;
+  TimePoint end;
+  std::string first;
+  uint64_t overlaps = 0;  // samples with an overlap
+  void sample() {
+    std::map<uint64_t, std::vector<size_t>> by_section;
+    for (size_t i = 0; i < kAllocators; ++i) {
+      if (AllocSvr* a = cl->alloc(i)) {
+        for (uint64_t x : a->serving()) by_section[x].push_back(i);
+      }
+    }
+    for (const auto& [x, who] : by_section) {
+      if (who.size() < 2) continue;
+      ++overlaps;
+      if (first.empty()) {
+        first = "lease overlap at " + to_string(cl->sim.now()) + ": section " + std::to_string(x) +
+                " servable at allocators";
+        for (size_t i : who) first += " " + to_string(cl->allocators[i]);
+      }
+    }
+    if (cl->sim.now() + kLeaseSamplePeriod <= end) {
+      cl->sim.at(cl->sim.now() + kLeaseSamplePeriod, [this] { sample(); });
+    }
+  }
+};
+
+// Per seed, the max_seq step: 16 (many max_seq writes, contended cas) or the
+// default 10,000 (an allocator cut off from the store keeps serving from
+// memory until its lease ends: the case the lease exists for).
+uint64_t step_for(uint64_t seed) {
+  Rng rng = Rng::derive(seed, "seqsvr.config");
+  return rng.bernoulli(0.5) ? kSmallStep : kDefaultStep;
+}
 
 SeedResult run_seed(uint64_t seed, Mutation mutation) {
   AllocSvrConfig base;
   base.section_size = kSectionSize;
   base.sections = kSections;
-  base.step = kSmallStep;
+  base.step = step_for(seed);
+  // No preference delay: the takeover wait alone (the drift margin) protects
+  // a lease. The default 1 s delay of non-preferred takers is a cushion that
+  // would hide a missing margin in most takeovers.
+  base.preference_delay = Duration::zero();
   base.unsafe_skip_persist = mutation == Mutation::skip_persist;
   base.unsafe_no_takeover_wait = mutation == Mutation::no_takeover_wait;
+  if (mutation == Mutation::no_drift_margin) {
+    base.clock_drift_margin_percent = 0;
+    base.takeover_margin = Duration::zero();
+  }
+  const int64_t drift_ppm =
+      mutation == Mutation::no_drift_margin ? kDriftPpmBeyondMargin : kDriftPpmWithinMargin;
   SeqCluster cl(seed, base);
   Recorder rec{&cl.sim};
   TimePoint stop = TimePoint::zero() + kWorkload;
@@ -401,8 +585,10 @@ SeedResult run_seed(uint64_t seed, Mutation mutation) {
     });
   }
   SeedResult out;
+  schedule_drift(cl, drift_ppm, final_at, &out.rate_changes);
   cl.start_all();
-  for (uint64_t lane = 0; lane < kFaultLanes; ++lane) schedule_faults(cl, lane, stop, &out.faults);
+  for (uint64_t lane = 0; lane < kFaultLanes; ++lane) schedule_faults(cl, lane, stop, drift_ppm, &out.faults);
+  schedule_lease_races(cl, stop, drift_ppm, &out.faults);
   sim::Simulation* sim = &cl.sim;
   std::vector<NodeId> all;
   for (NodeId n : cl.replicas) all.push_back(n);
@@ -411,9 +597,13 @@ SeedResult run_seed(uint64_t seed, Mutation mutation) {
     sim->faults().heal_all();
     for (NodeId n : all) if (!sim->is_up(n)) sim->start(n);
   });
+  LeaseSampler leases{&cl, final_at, "", 0};
+  sim->at(TimePoint::zero() + kLeaseSamplePeriod, [&leases] { leases.sample(); });
   out.sim_ok = cl.sim.run_until(final_at + 20_s);
   if (!out.sim_ok) out.failure = cl.sim.failure().value_or("");
   if (out.sim_ok) out.failure = check_history(rec.allocs);
+  out.lease_overlap = leases.first;
+  out.overlap_samples = leases.overlaps;
   out.recovered = final_ok == kClients * 3;
   out.allocs = rec.allocs.size();
   out.failed = rec.failed;
@@ -429,69 +619,145 @@ SeedResult run_seed(uint64_t seed, Mutation mutation) {
     }
   }
   if (std::getenv("WX_SEQ_VERBOSE")) {
-    std::printf("seed %llu: %zu allocations, %zu failed, %llu lease epochs, %s\n",
-                static_cast<unsigned long long>(seed), out.allocs, out.failed,
-                static_cast<unsigned long long>(out.epochs), out.failure.empty() ? "ok" : out.failure.c_str());
+    std::printf("seed %llu: step %llu, %zu allocations, %zu failed, %llu lease epochs, %llu rate changes, %llu "
+                "lease-overlap samples, %s\n",
+                static_cast<unsigned long long>(seed), static_cast<unsigned long long>(base.step), out.allocs,
+                out.failed, static_cast<unsigned long long>(out.epochs),
+                static_cast<unsigned long long>(out.rate_changes),
+                static_cast<unsigned long long>(out.overlap_samples),
+                out.failure.empty() ? "ok" : out.failure.c_str());
   }
   return out;
 }
 
-// WX_SEQ_SEEDS=N runs seeds 1..N (default 200); WX_SEQ_SEED=S runs only seed
-// S; WX_SEQ_VERBOSE=1 prints one line per seed.
-TEST(SeqSvr, StrictlyIncreasingUnderRandomFaults) {
-  int first = 1, last = 200;
-  if (const char* e = std::getenv("WX_SEQ_SEEDS")) last = std::atoi(e);
-  if (const char* one = std::getenv("WX_SEQ_SEED")) first = last = std::atoi(one);
+constexpr const char* kBinary = "./tests/storage/seqsvr_sim_test";  // from the build directory
+// 300 seeds in CI (~45 s in Release on two cores); widen with WX_SEEDS.
+constexpr uint64_t kSweepSeedsDefault = 300;
+
+TEST(SeqSvr, StrictlyIncreasingUnderRandomFaultsAndDrift) {
+  const wx::testing::SeedRange seeds = wx::testing::seed_range(kSweepSeedsDefault);
   auto t0 = std::chrono::steady_clock::now();
   size_t allocs = 0, failed = 0;
-  uint64_t epochs = 0;
+  uint64_t epochs = 0, rate_changes = 0;
   FaultCounts faults;
-  for (int s = first; s <= last; ++s) {
-    SeedResult r = run_seed(static_cast<uint64_t>(s), Mutation::none);
+  for (uint64_t s = seeds.first; s < seeds.end(); ++s) {
+    SeedResult r = run_seed(s, Mutation::none);
     epochs += r.epochs;
     allocs += r.allocs;
     failed += r.failed;
+    rate_changes += r.rate_changes;
     for (int k = 0; k < kFaultKinds; ++k) faults.by_kind[k] += r.faults.by_kind[k];
-    std::string hint = "reproduce: WX_SEQ_SEED=" + std::to_string(s) +
-                       " WX_SEQ_VERBOSE=1 ./tests/storage/seqsvr_sim_test "
-                       "--gtest_filter=SeqSvr.StrictlyIncreasingUnderRandomFaults\n";
+    const std::string hint =
+        wx::testing::rerun_hint(s, kBinary, "SeqSvr.StrictlyIncreasingUnderRandomFaultsAndDrift") + "\n";
     ASSERT_TRUE(r.sim_ok) << "seed " << s << ": " << r.failure << "\n" << hint;
     ASSERT_EQ(r.failure, "") << "seed " << s << "\n" << hint;
+    ASSERT_EQ(r.lease_overlap, "") << "seed " << s << "\n" << hint;
     ASSERT_TRUE(r.recovered) << "seed " << s << ": an allocation failed after the heal\n" << hint;
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf(
-      "seqsvr under faults: %d seeds, %zu allocations (%zu failed), %llu lease epochs (holder changes incl. first "
-      "claims), %.1f s; faults: %zu alloc crash, %zu alloc isolated, %zu alloc cut from store, %zu alloc clog, "
-      "%zu kv crash, %zu kv isolated\n",
-      last - first + 1, allocs, failed, static_cast<unsigned long long>(epochs), secs, faults.by_kind[0], faults.by_kind[1], faults.by_kind[2],
-      faults.by_kind[3], faults.by_kind[4], faults.by_kind[5]);
+      "seqsvr under faults and drift (+-%lld ppm): %llu seeds, %zu allocations (%zu failed), %llu lease epochs "
+      "(holder changes incl. first claims), %llu rate changes, %.1f s; faults: %zu alloc crash, %zu alloc "
+      "isolated, %zu alloc cut from store, %zu alloc clog, %zu kv crash, %zu kv isolated, %zu zone isolated\n",
+      static_cast<long long>(kDriftPpmWithinMargin), static_cast<unsigned long long>(seeds.count), allocs, failed,
+      static_cast<unsigned long long>(epochs), static_cast<unsigned long long>(rate_changes), secs,
+      faults.by_kind[0], faults.by_kind[1], faults.by_kind[2], faults.by_kind[3], faults.by_kind[4],
+      faults.by_kind[5], faults.by_kind[6]);
+  if (seeds.count >= 50) {
+    // The sweep exercises what it claims: leases move, clocks change rate.
+    EXPECT_GT(epochs, seeds.count * 3);
+    EXPECT_GT(rate_changes, seeds.count * 3);
+  }
 }
 
-// Teeth: each unsafe mutation of AllocSvr must be caught within a few seeds.
+// Teeth: each unsafe mutation of AllocSvr must be caught within a few seeds
+// by the history check (end to end: a number repeated or out of real-time
+// order), not only by the lease sampler.
 constexpr uint64_t kUnsafeSeedsMax = 10;
 
-int caught_within(Mutation m) {
-  int caught = 0;
-  for (uint64_t s = 1; s <= kUnsafeSeedsMax; ++s) {
+// "reproduce: …" for a test that runs fixed seeds (WX_SEED does not apply).
+std::string rerun_test(const std::string& filter) {
+  return std::string("reproduce: ") + kBinary + " --gtest_filter=" + filter;
+}
+
+struct Caught {
+  int history = 0;      // seeds whose history check failed
+  int overlap = 0;      // seeds whose lease sampler saw an overlap
+  uint64_t first = 0;   // the first seed the history check caught
+};
+
+Caught caught_within(Mutation m, const std::string& test, uint64_t seeds_max = kUnsafeSeedsMax) {
+  Caught c;
+  for (uint64_t s = 1; s <= seeds_max; ++s) {
     SeedResult r = run_seed(s, m);
-    EXPECT_TRUE(r.sim_ok) << "seed " << s << ": " << r.failure;
-    caught += !r.failure.empty();
+    EXPECT_TRUE(r.sim_ok) << "seed " << s << ": " << r.failure << "\n" << rerun_test(test);
+    c.overlap += !r.lease_overlap.empty();
+    if (!r.failure.empty()) {
+      ++c.history;
+      if (c.first == 0) {
+        c.first = s;
+        std::printf("  first caught at seed %llu: %s\n", static_cast<unsigned long long>(s), r.failure.c_str());
+      }
+    }
   }
-  return caught;
+  return c;
 }
 
 TEST(SeqSvr, ReplyingWithoutPersistingMaxSeqIsCaught) {
-  int caught = caught_within(Mutation::skip_persist);
-  std::printf("skip_persist caught on %d of %llu seeds\n", caught, static_cast<unsigned long long>(kUnsafeSeedsMax));
-  EXPECT_GT(caught, 0);
+  const Caught c = caught_within(Mutation::skip_persist, "SeqSvr.ReplyingWithoutPersistingMaxSeqIsCaught");
+  std::printf("skip_persist caught on %d of %llu seeds\n", c.history, static_cast<unsigned long long>(kUnsafeSeedsMax));
+  EXPECT_GT(c.history, 0) << rerun_test("SeqSvr.ReplyingWithoutPersistingMaxSeqIsCaught");
 }
 
 TEST(SeqSvr, TakingOverWithoutWaitingForTheLeaseIsCaught) {
-  int caught = caught_within(Mutation::no_takeover_wait);
-  std::printf("no_takeover_wait caught on %d of %llu seeds\n", caught,
-              static_cast<unsigned long long>(kUnsafeSeedsMax));
-  EXPECT_GT(caught, 0);
+  const Caught c = caught_within(Mutation::no_takeover_wait, "SeqSvr.TakingOverWithoutWaitingForTheLeaseIsCaught");
+  std::printf("no_takeover_wait caught on %d of %llu seeds (lease overlaps on %d)\n", c.history,
+              static_cast<unsigned long long>(kUnsafeSeedsMax), c.overlap);
+  EXPECT_GT(c.history, 0) << rerun_test("SeqSvr.TakingOverWithoutWaitingForTheLeaseIsCaught");
+  EXPECT_GT(c.overlap, 0) << rerun_test("SeqSvr.TakingOverWithoutWaitingForTheLeaseIsCaught");
+}
+
+// The drift margin has teeth: without it, clocks drifting +-25 % let an old
+// holder (slow clock) keep serving after a new one (fast clock) took over.
+// The history check sees it only when a client on each side of the split
+// allocates for the same user inside the overlap (a few hundred ms, about
+// one client retry), and only with step 10,000 (with step 16 the cut-off
+// holder runs out of numbers first): about one seed in five; the lease
+// sampler sees most overlaps. 30 seeds, so the test does not hang on one.
+constexpr uint64_t kDriftSeedsMax = 30;
+
+TEST(SeqSvr, TakingOverWithoutADriftMarginUnderDriftIsCaught) {
+  const Caught c = caught_within(Mutation::no_drift_margin, "SeqSvr.TakingOverWithoutADriftMarginUnderDriftIsCaught",
+                                 kDriftSeedsMax);
+  std::printf("no_drift_margin caught on %d of %llu seeds (first: %llu; lease overlaps on %d)\n", c.history,
+              static_cast<unsigned long long>(kDriftSeedsMax), static_cast<unsigned long long>(c.first), c.overlap);
+  EXPECT_GT(c.history, 0) << rerun_test("SeqSvr.TakingOverWithoutADriftMarginUnderDriftIsCaught");
+  EXPECT_GE(c.overlap, c.history) << "an overlap the history check caught escaped the lease sampler\n"
+                                  << rerun_test("SeqSvr.TakingOverWithoutADriftMarginUnderDriftIsCaught");
+}
+
+// Found by TakingOverWithoutADriftMarginUnderDriftIsCaught; kept as a
+// regression test: caught with the margin removed, fine with it in place.
+constexpr uint64_t kNoDriftMarginRegressionSeed = 1;
+
+TEST(SeqSvr, NoDriftMarginRegressionSeed) {
+  const SeedResult bad = run_seed(kNoDriftMarginRegressionSeed, Mutation::no_drift_margin);
+  const std::string bad_hint = rerun_test("SeqSvr.NoDriftMarginRegressionSeed");
+  EXPECT_TRUE(bad.sim_ok) << bad.failure << "\n" << bad_hint;
+  EXPECT_NE(bad.failure, "") << "seed " << kNoDriftMarginRegressionSeed
+                             << " no longer catches the missing drift margin\n"
+                             << bad_hint;
+  EXPECT_NE(bad.lease_overlap, "") << bad_hint;
+  std::printf("seed %llu without drift margin: %s; %s\n",
+              static_cast<unsigned long long>(kNoDriftMarginRegressionSeed), bad.failure.c_str(),
+              bad.lease_overlap.c_str());
+  const SeedResult good = run_seed(kNoDriftMarginRegressionSeed, Mutation::none);
+  const std::string hint = wx::testing::rerun_hint(kNoDriftMarginRegressionSeed, kBinary,
+                                                   "SeqSvr.StrictlyIncreasingUnderRandomFaultsAndDrift");
+  EXPECT_TRUE(good.sim_ok) << good.failure << "\n" << hint;
+  EXPECT_EQ(good.failure, "") << hint;
+  EXPECT_EQ(good.lease_overlap, "") << hint;
+  EXPECT_TRUE(good.recovered) << hint;
 }
 
 }  // namespace

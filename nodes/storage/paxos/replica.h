@@ -21,8 +21,9 @@
 //              of the leader vouching for it, else the leader re-sends it.
 //   leases     a follower refuses to help candidates for election_ticks_min
 //              ticks after hearing from the leader, so the leader may serve
-//              reads for lease_ticks < election_ticks_min after a round a
-//              majority acknowledged (timing assumption: Config).
+//              reads for lease_ticks after a round a majority acknowledged,
+//              lease_ticks * (1 + drift margin) <= election_ticks_min - 1
+//              (timing assumption: Config::clock_drift_ppm).
 //   disk loss  a replica started with Config::recovering neither votes nor
 //              campaigns until every other member has sent it its promise
 //              and whole log.

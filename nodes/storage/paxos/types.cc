@@ -66,6 +66,10 @@ const char* to_string(ReadStatus status) {
   return "unknown";
 }
 
+namespace {
+constexpr int64_t kPpm = 1'000'000;
+}  // namespace
+
 void Config::validate() const {
   auto fail = [](const std::string& what) {
     throw std::invalid_argument("paxos::Config: " + what);
@@ -86,6 +90,15 @@ void Config::validate() const {
     fail(
         "lease_ticks must be < election_ticks_min (the lease must end before a new leader can "
         "exist)");
+  }
+  if (clock_drift_ppm < 0 || clock_drift_ppm > kPpm) fail("clock_drift_ppm must be in [0, 1000000]");
+  // lease_ticks * (1 + drift) <= election_ticks_min - 1, exactly, in integers.
+  using i128 = __int128;
+  if (i128{lease_ticks} * (kPpm + clock_drift_ppm) > i128{election_ticks_min - 1} * kPpm) {
+    fail(
+        "lease_ticks * (1 + clock_drift_ppm / 1e6) must be <= election_ticks_min - 1 (the lease "
+        "must end, on the leader's clock, before any follower's election timeout can elapse on "
+        "its clock, when the clocks drift apart by up to clock_drift_ppm)");
   }
   if (heartbeat_ticks >= election_ticks_min) fail("heartbeat_ticks must be < election_ticks_min");
   if (election_ticks_max < election_ticks_min) fail("election_ticks_max < election_ticks_min");

@@ -66,9 +66,12 @@ struct HardState {
 };
 
 // Static configuration of one replica. Times are in ticks of the driver's
-// clock. Timing assumption (docs/storage.md, "Leases"): while lease_ticks
-// pass on the leader, at least election_ticks_min - 1 ticks pass on every
-// other replica; with equal tick periods that is lease_ticks < election_ticks_min.
+// clock. Timing assumption (docs/storage.md, "Leases and clock drift"): tick
+// clocks of two replicas run at rates that differ by a factor of at most
+// 1 + clock_drift_ppm * 1e-6; validate() then requires
+// lease_ticks * (1 + clock_drift_ppm * 1e-6) <= election_ticks_min - 1, so
+// that while lease_ticks pass on the leader, fewer than election_ticks_min
+// ticks pass on any other replica (the - 1 absorbs the tick granularity).
 struct Config {
   ReplicaId self = kNoReplica;
   std::vector<ReplicaId> members;  // odd count, includes self, distinct, non-zero
@@ -82,6 +85,13 @@ struct Config {
   // How long a leader may serve lease reads after a heartbeat round a
   // majority acknowledged, counted from when it sent that round.
   int64_t lease_ticks = 40;
+  // The drift margin of leases, in parts per million: the largest factor
+  // (1 + clock_drift_ppm * 1e-6) by which one replica's tick clock may run
+  // faster than another's over any interval. Two clocks each within +-d of
+  // true rate differ by (1 + d) / (1 - d), about 1 + 2d: the default 10 %
+  // covers clocks within +-4.7 %. Only validate() reads it (the bound on
+  // lease_ticks above); 0 assumes equal rates.
+  int64_t clock_drift_ppm = 100'000;
 
   size_t batch_entries_max = 64;          // entries per Accept message
   size_t batch_bytes_max = 1u << 20;      // command bytes per message (one entry may exceed it)
