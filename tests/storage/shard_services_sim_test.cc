@@ -416,12 +416,14 @@ TEST(ShardServices, ConcurrentChangesOfOneUserGetDistinctConsecutiveVersions) {
 struct InboxLog {
   std::vector<std::optional<inbox::AppendReply>> appends;
   std::optional<inbox::RangeReply> all, middle, tail, none;
-  std::optional<inbox::AppendReply> conflict;
+  std::optional<inbox::AppendReply> conflict, stale;
+  std::optional<inbox::HeadReply> head;
   bool done = false;
 };
 
-// Seqs appended, deliberately out of order and with gaps.
-const std::vector<uint64_t> kInboxSeqs = {3, 1, 2, 10, 7, 1'000'000'000'000ULL, 8};
+// Seqs appended, in increasing order with gaps (an inbox only grows in seq
+// order: a lower seq after a higher one is INBOX_STALE_SEQ).
+const std::vector<uint64_t> kInboxSeqs = {1, 2, 3, 7, 8, 10, 1'000'000'000'000ULL};
 
 Task<void> inbox_round_trip(Caller& c, World* w, uint64_t uid, InboxLog* log) {
   co_await c.rt.sleep(kElectionSettle);
@@ -431,6 +433,12 @@ Task<void> inbox_round_trip(Caller& c, World* w, uint64_t uid, InboxLog* log) {
   // The same (uid, seq) again, through another instance: stored once.
   log->appends.push_back(co_await append(c, World::rotate(svc, 2), uid, 7, body_of(uid, 7)));
   log->conflict = co_await append(c, svc, uid, 7, "other bytes");
+  log->stale = co_await append(c, svc, uid, 5, body_of(uid, 5));  // below the head, never stored
+  {
+    inbox::HeadRequest req;
+    req.set_uid(uid);
+    log->head = co_await call_definite<inbox::HeadReply>(c, svc, inbox::kHeadMethod, req, inbox::INBOX_UNKNOWN);
+  }
   log->all = co_await range(c, svc, uid, 0, 0);
   log->middle = co_await range(c, svc, uid, 2, 3);  // 3, 7, 8
   log->tail = co_await range(c, svc, uid, 10, 0);   // 10^12
@@ -460,6 +468,12 @@ TEST(ShardServices, InboxAppendThenRangeReturnsExactlyTheMessagesInSeqOrder) {
   }
   ASSERT_TRUE(log.conflict.has_value());
   EXPECT_EQ(log.conflict->code(), inbox::INBOX_CONFLICT);
+  ASSERT_TRUE(log.stale.has_value());
+  EXPECT_EQ(log.stale->code(), inbox::INBOX_STALE_SEQ);
+  EXPECT_EQ(log.stale->last_seq(), 1'000'000'000'000ULL);
+  ASSERT_TRUE(log.head.has_value());
+  EXPECT_EQ(log.head->code(), inbox::INBOX_OK);
+  EXPECT_EQ(log.head->last_seq(), 1'000'000'000'000ULL);
   ASSERT_TRUE(log.all && log.middle && log.tail && log.none);
   std::vector<uint64_t> sorted = kInboxSeqs;
   std::sort(sorted.begin(), sorted.end());

@@ -21,6 +21,12 @@ std::string inbox_key(uint64_t uid, uint64_t seq) {
   return k;
 }
 
+std::string head_key(uint64_t uid) {
+  std::string k(kInboxHeadKeyPrefix);
+  k += std::to_string(uid);
+  return k;
+}
+
 std::optional<uint64_t> seq_of_key(std::string_view key) {
   size_t slash = key.rfind('/');
   if (slash == std::string_view::npos ||
@@ -53,6 +59,10 @@ void InboxService::start() {
       [this](rpc::CallContext ctx, RangeRequest req) -> Task<rpc::Result<RangeReply>> {
         return serve_range(std::move(ctx), std::move(req));
       });
+  endpoint_.register_method<HeadRequest, HeadReply>(
+      kHeadMethod, [this](rpc::CallContext ctx, HeadRequest req) -> Task<rpc::Result<HeadReply>> {
+        return serve_head(std::move(ctx), std::move(req));
+      });
   endpoint_.start();
 }
 
@@ -82,6 +92,112 @@ Task<rpc::Result<AppendReply>> InboxService::serve_append(rpc::CallContext ctx, 
   }
   kv::KvClient* kv = lease->get();
   const TimePoint deadline = deadline_for(ctx);
+  if (config_.unordered_append_for_tests) co_return co_await append_unordered(kv, std::move(req), deadline);
+
+  const std::string key = inbox_key(req.uid(), req.seq());
+  const std::string hkey = head_key(req.uid());
+  InboxHead next;
+  next.set_last_seq(req.seq());
+  const std::string next_head = next.SerializeAsString();
+  bool saw_unknown = false;
+  int races = 0;
+  while (races < kAppendRoundsMax && rt_.now() < deadline) {
+    // 1. The head: the last stored seq, and its KV version for the txn.
+    kv::KvResult h = co_await kv->get(hkey);
+    if (h.code != kv::KvResultCode::ok) {
+      co_await pause();
+      continue;
+    }
+    InboxHead head;
+    if (h.found && !head.ParseFromString(h.value)) {
+      rt_.error("inbox: head of uid {} does not parse", req.uid());
+      break;
+    }
+    if (req.seq() <= head.last_seq()) {
+      // Nothing can be stored at or below the head any more: the entry decides.
+      std::optional<AppendReply> r = co_await settle_existing(kv, req, head.last_seq(), deadline);
+      if (!r) break;
+      co_return std::move(*r);
+    }
+    // 2. One txn: the head still at the version read and no entry yet →
+    //    the entry and the new head, together.
+    std::vector<kv::KvTxnCondition> conds = {{hkey, h.version}, {key, 0}};
+    std::vector<kv::KvTxnWrite> writes = {{key, req.message()}, {hkey, next_head}};
+    kv::KvTxnResult t = co_await kv->txn(conds, writes);
+    while (t.code == kv::KvTxnCode::unknown && rt_.now() < deadline) {
+      // Re-issue the same txn from the same client: its newer request id
+      // fences the unknown one, and a definite answer settles the question
+      // (if the unknown one applied, this one fails on the head version and
+      // the next round finds the entry).
+      saw_unknown = true;
+      co_await pause();
+      t = co_await kv->txn(conds, writes);
+    }
+    if (t.code == kv::KvTxnCode::ok) {
+      ++stats_.appended;
+      reply.set_code(INBOX_OK);
+      co_return reply;
+    }
+    if (t.code == kv::KvTxnCode::unknown) {
+      saw_unknown = true;
+      break;
+    }
+    if (t.code == kv::KvTxnCode::invalid) {
+      rt_.error("inbox: append txn refused as invalid: {}", t.error);
+      ++stats_.invalid;
+      reply.set_code(INBOX_INVALID);
+      co_return reply;
+    }
+    // conditions_failed.
+    if (t.condition_versions.size() == 2 && t.condition_versions[1] != 0) {
+      // The entry exists (another append of this seq, or our own earlier
+      // attempt that was unknown): same bytes or not.
+      std::optional<AppendReply> r = co_await settle_existing(kv, req, head.last_seq(), deadline);
+      if (!r) break;
+      co_return std::move(*r);
+    }
+    ++stats_.append_races;  // the head moved: read it again
+    ++races;
+  }
+  if (saw_unknown) ++stats_.append_unknown;
+  ++stats_.unknown;
+  reply.set_code(INBOX_UNKNOWN);
+  co_return reply;
+}
+
+Task<std::optional<AppendReply>> InboxService::settle_existing(kv::KvClient* kv, AppendRequest req,
+                                                               uint64_t last_seq, TimePoint deadline) {
+  const std::string key = inbox_key(req.uid(), req.seq());
+  while (rt_.now() < deadline) {
+    kv::KvResult g = co_await kv->get(key);
+    if (g.code != kv::KvResultCode::ok) {
+      co_await pause();
+      continue;
+    }
+    AppendReply reply;
+    if (!g.found) {
+      // Absent at or below the head: it can never be stored (every entry is
+      // written with a head below it, and the head only grows).
+      ++stats_.stale_seq;
+      reply.set_code(INBOX_STALE_SEQ);
+      reply.set_last_seq(last_seq);
+    } else if (g.value == req.message()) {
+      ++stats_.duplicates;
+      reply.set_code(INBOX_OK);
+      reply.set_duplicate(true);
+    } else {
+      ++stats_.conflicts;
+      reply.set_code(INBOX_CONFLICT);
+    }
+    co_return reply;
+  }
+  co_return std::nullopt;
+}
+
+// The old Append, for tests only (InboxServiceConfig::unordered_append_for_tests).
+Task<rpc::Result<AppendReply>> InboxService::append_unordered(kv::KvClient* kv, AppendRequest req,
+                                                               TimePoint deadline) {
+  AppendReply reply;
   const std::string key = inbox_key(req.uid(), req.seq());
   kv::KvResult c = co_await kv->cas(key, 0, req.message());
   bool counted_unknown = false;
@@ -160,6 +276,39 @@ Task<rpc::Result<RangeReply>> InboxService::serve_range(rpc::CallContext ctx, Ra
       m->set_seq(*seq);
       m->set_message(item.value());
     }
+    co_return reply;
+  }
+  ++stats_.unknown;
+  reply.set_code(INBOX_UNKNOWN);
+  co_return reply;
+}
+
+
+Task<rpc::Result<HeadReply>> InboxService::serve_head(rpc::CallContext ctx, HeadRequest req) {
+  HeadReply reply;
+  std::optional<shard::ShardedKvClient::Lease> lease;
+  if (req.uid() != 0) lease = kv_.lease_for_user(req.uid());
+  if (!lease) {
+    ++stats_.invalid;
+    reply.set_code(INBOX_INVALID);
+    co_return reply;
+  }
+  ++stats_.heads;
+  kv::KvClient* kv = lease->get();
+  const TimePoint deadline = deadline_for(ctx);
+  while (rt_.now() < deadline) {
+    kv::KvResult h = co_await kv->get(head_key(req.uid()));
+    if (h.code != kv::KvResultCode::ok) {
+      co_await pause();
+      continue;
+    }
+    InboxHead head;
+    if (h.found && !head.ParseFromString(h.value)) {
+      rt_.error("inbox: head of uid {} does not parse", req.uid());
+      break;
+    }
+    reply.set_code(INBOX_OK);
+    reply.set_last_seq(head.last_seq());
     co_return reply;
   }
   ++stats_.unknown;

@@ -4,18 +4,28 @@
 //
 // A stateless RPC node (no disk). A message is stored as its raw bytes under
 //   inbox/<uid>/<seq zero-padded to 20 digits>
-// in the user's home shard, so key order is seq order. The seq comes from
-// seqsvr in the send path; the service takes it as input.
+// in the user's home shard, so key order is seq order, and
+//   inboxhead/<uid>   (an InboxHead: the last stored seq; outside every
+//                      "inbox/" scan range)
+// is written in the same KV txn as every message. The seq comes from seqsvr
+// in the send path; the service takes it as input.
 //
 // Methods:
-//   inbox.Append  (uid, seq, bytes): a CAS from version 0 — the first write of
-//                 (uid, seq) wins and is never changed; a repeat with the same
-//                 bytes is OK (duplicate), with other bytes INBOX_CONFLICT.
-//                 An unknown CAS is re-issued from the same KvClient (a newer
-//                 request id fences the older one) until definite.
+//   inbox.Append  (uid, seq, bytes): ordered. Reads the head; seq <= last
+//                 stored seq → the entry decides: same bytes → OK duplicate,
+//                 other bytes → INBOX_CONFLICT, absent → INBOX_STALE_SEQ (the
+//                 caller allocates a new seq). Else one KV txn {head version
+//                 unchanged, entry absent} → {entry, head = seq}; a lost race
+//                 reads again (at most kAppendRoundsMax rounds). An unknown
+//                 txn is re-issued from the same KvClient (a newer request id
+//                 fences the older one) until definite. So an inbox only ever
+//                 grows in seq order: no entry can appear below the head.
 //   inbox.Range   (uid, after_seq, limit): messages with seq > after_seq in
 //                 increasing seq order, at most limit, by one linearizable
-//                 KV scan (read index on the shard leader).
+//                 KV scan (read index on the shard leader). A reader that has
+//                 seen seq s never later finds a stored seq < s it has not
+//                 seen (paging with after_seq = the last seq seen is enough).
+//   inbox.Head    (uid): the last stored seq (0: empty), one linearizable read.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "nodes/rpc/endpoint.h"
 #include "nodes/runtime/node.h"
@@ -33,11 +44,17 @@ namespace wx::inbox {
 
 inline const rpc::MethodSpec kAppendMethod{"inbox.Append", rpc::Idempotent::yes, Duration::zero()};
 inline const rpc::MethodSpec kRangeMethod{"inbox.Range", rpc::Idempotent::yes, Duration::zero()};
+inline const rpc::MethodSpec kHeadMethod{"inbox.Head", rpc::Idempotent::yes, Duration::zero()};
 
 inline constexpr std::string_view kInboxKeyPrefix = "inbox/";
+inline constexpr std::string_view kInboxHeadKeyPrefix = "inboxhead/";
 inline constexpr int kSeqDigits = 20;  // digits of UINT64_MAX
 inline constexpr uint32_t kRangeMessagesMax = 100;
 inline constexpr size_t kMessageBytesMax = 64 * 1024;
+// Append: rounds of (read head, txn) lost to concurrent appends before
+// answering INBOX_UNKNOWN. Each lost round means another append of a lower
+// seq committed (a higher one makes this seq stale at once).
+inline constexpr int kAppendRoundsMax = 32;
 
 // "inbox/<uid>/"
 std::string inbox_prefix(uint64_t uid);
@@ -45,13 +62,27 @@ std::string inbox_prefix(uint64_t uid);
 std::string inbox_key(uint64_t uid, uint64_t seq);
 // The seq of an inbox key; nullopt if malformed.
 std::optional<uint64_t> seq_of_key(std::string_view key);
+// "inboxhead/<uid>"
+std::string head_key(uint64_t uid);
 
-using InboxServiceConfig = shard::DataServiceConfig;
+struct InboxServiceConfig : shard::DataServiceConfig {
+  InboxServiceConfig() = default;
+  // Implicit: every data-access service is configured from the same struct.
+  InboxServiceConfig(shard::DataServiceConfig data) : shard::DataServiceConfig(std::move(data)) {}
+
+  // TEST ONLY: the old unordered Append (a CAS of the entry from version 0,
+  // no head): a seq below one already stored is still accepted, so a reader
+  // paging by after_seq can miss it. Exists to show that
+  // tests/storage/inbox_order_sim_test.cc catches exactly that.
+  bool unordered_append_for_tests = false;
+};
 
 struct InboxServiceStats {
   uint64_t appended = 0, duplicates = 0, conflicts = 0, unknown = 0, invalid = 0;
-  uint64_t append_unknown = 0;  // CAS outcomes that were unknown (then fenced)
-  uint64_t ranges = 0;
+  uint64_t stale_seq = 0;       // appends refused: seq not above the head
+  uint64_t append_races = 0;    // txn rounds lost to a concurrent append (read again)
+  uint64_t append_unknown = 0;  // appends that saw an unknown KV write outcome (then fenced)
+  uint64_t ranges = 0, heads = 0;
 };
 
 class InboxService final : public Node {
@@ -69,6 +100,12 @@ class InboxService final : public Node {
   Task<void> pause();
   Task<rpc::Result<AppendReply>> serve_append(rpc::CallContext ctx, AppendRequest req);
   Task<rpc::Result<RangeReply>> serve_range(rpc::CallContext ctx, RangeRequest req);
+  Task<rpc::Result<HeadReply>> serve_head(rpc::CallContext ctx, HeadRequest req);
+  // Append's decision once seq <= the last stored seq, or the entry exists:
+  // duplicate, conflict or stale (nullopt: no answer by the deadline).
+  Task<std::optional<AppendReply>> settle_existing(kv::KvClient* kv, AppendRequest req, uint64_t last_seq,
+                                                   TimePoint deadline);
+  Task<rpc::Result<AppendReply>> append_unordered(kv::KvClient* kv, AppendRequest req, TimePoint deadline);
 
   Runtime& rt_;
   InboxServiceConfig config_;

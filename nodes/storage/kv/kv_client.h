@@ -11,7 +11,8 @@
 // Outcomes: ok (with the version read or created), cas_failed (with the
 // current version), unknown (the deadline passed without a definite answer:
 // the write may have been applied once, or never — record it as
-// KvOutcome::unknown). One KvClient issues its calls one at a time: a newer
+// KvOutcome::unknown). txn() answers ok, conditions_failed, invalid or
+// unknown (KvTxnResult). One KvClient issues its calls one at a time: a newer
 // request id of a client makes the state machine refuse its older ones
 // (STALE), so concurrent callers need separate clients (client ids).
 #pragma once
@@ -48,6 +49,39 @@ struct KvResult {
   int attempts = 0;
 };
 
+// A txn: every condition holds (the key's version equals expected_version,
+// 0: absent) → every write is applied, atomically, in one log entry (each
+// written key's version grows by one, as a put); else nothing is written.
+// Limits in kv_replica.h (kTxnConditionsMax, kTxnWritesMax, kTxnBytesMax).
+struct KvTxnCondition {
+  std::string key;
+  uint64_t expected_version = 0;
+};
+struct KvTxnWrite {
+  std::string key;
+  std::string value;
+};
+
+enum class KvTxnCode : uint8_t {
+  ok,                 // applied once: every write made
+  conditions_failed,  // applied as a failure: nothing written
+  invalid,            // malformed or over a limit: never applied (not even sent, if the client saw it)
+  unknown,            // no definite answer by the deadline: applied once, later, or never
+};
+
+struct KvTxnResult {
+  KvTxnCode code = KvTxnCode::unknown;
+  // ok: the new version of each write, in request order.
+  std::vector<uint64_t> write_versions;
+  // ok, conditions_failed: each condition key's version when the txn was
+  // applied, in request order (0: absent).
+  std::vector<uint64_t> condition_versions;
+  // conditions_failed: indexes of the conditions that did not hold, increasing.
+  std::vector<uint32_t> failed_conditions;
+  std::string error;  // invalid: what is wrong
+  int attempts = 0;
+};
+
 struct KvScanResult {
   KvResultCode code = KvResultCode::unknown;  // ok or unknown
   std::vector<Item> items;
@@ -60,6 +94,10 @@ class KvClient {
   Task<KvResult> get(std::string key);
   Task<KvResult> put(std::string key, std::string value);
   Task<KvResult> cas(std::string key, uint64_t expected_version, std::string value);
+  // One request id for all attempts, like cas: an unknown txn is fenced by
+  // this client's next write (a newer request id makes it STALE if it was
+  // not applied yet), or re-issued (applied at most once).
+  Task<KvTxnResult> txn(std::vector<KvTxnCondition> conditions, std::vector<KvTxnWrite> writes);
   // Keys with `prefix`, or in [from, to) when prefix is empty; at most `limit`.
   Task<KvScanResult> scan(std::string prefix, std::string from, std::string to, uint32_t limit);
 

@@ -23,7 +23,28 @@ constexpr const char* kSchema =
     "CREATE TABLE IF NOT EXISTS kv_applied (id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS kv_data (key BLOB PRIMARY KEY, value BLOB NOT NULL, version INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS kv_sessions (client_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL,"
-    "  code INTEGER NOT NULL, version INTEGER NOT NULL);";
+    "  code INTEGER NOT NULL, version INTEGER NOT NULL);"
+    // The full result of a client's last TXN (a TxnOutcome), for a retry of
+    // the same request id; kv_sessions stays the authority on the seq.
+    "CREATE TABLE IF NOT EXISTS kv_txn_results (client_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL,"
+    "  outcome BLOB NOT NULL);";
+
+// The version of `key` in the state machine (0: absent).
+uint64_t version_of(sqlite::Database& db, const std::string& key) {
+  sqlite::Statement q = db.prepare("SELECT version FROM kv_data WHERE key = ?");
+  q.bind_blob(1, key);
+  uint64_t v = q.step() ? to_u64(q.column_int64(0)) : 0;
+  q.reset();
+  return v;
+}
+
+void write_key(sqlite::Database& db, const std::string& key, const std::string& value, uint64_t version) {
+  db.prepare("INSERT OR REPLACE INTO kv_data (key, value, version) VALUES (?, ?, ?)")
+      .bind_blob(1, key)
+      .bind_blob(2, value)
+      .bind(3, to_i64(version))
+      .run();
+}
 
 // Erases the map entry on destruction (also when a crash destroys the frame).
 template <class Map, class It>
@@ -34,6 +55,46 @@ struct EraseGuard {
 };
 
 }  // namespace
+
+std::string validate_txn(const Command& cmd) {
+  const size_t nc = static_cast<size_t>(cmd.conditions_size());
+  const size_t nw = static_cast<size_t>(cmd.writes_size());
+  if (nw == 0) return "a txn needs at least one write";
+  if (nw > kTxnWritesMax) return "txn has " + std::to_string(nw) + " writes, more than " + std::to_string(kTxnWritesMax);
+  if (nc > kTxnConditionsMax)
+    return "txn has " + std::to_string(nc) + " conditions, more than " + std::to_string(kTxnConditionsMax);
+  size_t bytes = 0;
+  auto check_key = [](const std::string& key, const char* what, size_t i) -> std::string {
+    if (key.empty()) return std::string(what) + " " + std::to_string(i) + ": empty key";
+    if (key.size() > kKeyBytesMax) {
+      return std::string(what) + " " + std::to_string(i) + ": key of " + std::to_string(key.size()) +
+             " bytes, more than " + std::to_string(kKeyBytesMax);
+    }
+    return {};
+  };
+  for (size_t i = 0; i < nc; ++i) {
+    const std::string& key = cmd.conditions(static_cast<int>(i)).key();
+    if (std::string e = check_key(key, "condition", i); !e.empty()) return e;
+    for (size_t j = 0; j < i; ++j) {
+      if (cmd.conditions(static_cast<int>(j)).key() == key)
+        return "condition " + std::to_string(i) + ": key repeated (condition " + std::to_string(j) + ")";
+    }
+    bytes += key.size();
+  }
+  for (size_t i = 0; i < nw; ++i) {
+    const TxnWrite& w = cmd.writes(static_cast<int>(i));
+    if (std::string e = check_key(w.key(), "write", i); !e.empty()) return e;
+    for (size_t j = 0; j < i; ++j) {
+      if (cmd.writes(static_cast<int>(j)).key() == w.key())
+        return "write " + std::to_string(i) + ": key repeated (write " + std::to_string(j) + ")";
+    }
+    bytes += w.key().size() + w.value().size();
+  }
+  if (bytes > kTxnBytesMax)
+    return "txn carries " + std::to_string(bytes) + " bytes of keys and values, more than " +
+           std::to_string(kTxnBytesMax);
+  return {};
+}
 
 KvReplica::KvReplica(Runtime& rt, KvReplicaConfig config)
     : rt_(rt), config_(std::move(config)), endpoint_(rt, config_.server) {
@@ -112,6 +173,10 @@ void KvReplica::start() {
       kCasMethod, [this](rpc::CallContext ctx, WriteRequest req) -> Task<rpc::Result<WriteReply>> {
         return serve_write(std::move(ctx), std::move(req), Command::CAS);
       });
+  endpoint_.register_method<WriteRequest, TxnReply>(
+      kTxnMethod, [this](rpc::CallContext ctx, WriteRequest req) -> Task<rpc::Result<TxnReply>> {
+        return serve_txn(std::move(ctx), std::move(req));
+      });
   endpoint_.register_method<GetRequest, GetReply>(
       kGetMethod, [this](rpc::CallContext ctx, GetRequest req) -> Task<rpc::Result<GetReply>> {
         return serve_get(std::move(ctx), std::move(req));
@@ -139,7 +204,7 @@ void KvReplica::pump() {
       auto it = pending_reads_.find(rs.request_id);
       if (it == pending_reads_.end()) continue;  // its handler gave up
       if (!rs.ok) {
-        (void)it->second->wake->push(Wake{RETRY, 0});
+        (void)it->second->wake->push(Wake{RETRY, 0, {}});
         pending_reads_.erase(it);
         continue;
       }
@@ -208,7 +273,7 @@ void KvReplica::persist_and_apply(const paxos::Ready& rd) {
     // A proposal whose slot was applied with another command lost it.
     for (auto& [client, pw] : pending_writes_) {
       if (pw->index != 0 && pw->index <= applied_index_) {
-        (void)pw->wake->push(Wake{RETRY, 0});
+        (void)pw->wake->push(Wake{RETRY, 0, {}});
         pw->index = 0;
       }
     }
@@ -225,26 +290,30 @@ KvReplica::Wake KvReplica::apply_command(const Command& cmd) {
     q.bind(1, to_i64(cmd.client_id()));
     if (q.step()) {
       uint64_t seq = to_u64(q.column_int64(0));
-      if (cmd.seq() == seq) return Wake{static_cast<Code>(q.column_int64(1)), to_u64(q.column_int64(2))};
-      if (cmd.seq() < seq) return Wake{STALE, 0};
+      if (cmd.seq() == seq) {
+        Wake w{static_cast<Code>(q.column_int64(1)), to_u64(q.column_int64(2)), {}};
+        if (cmd.kind() == Command::TXN) {
+          sqlite::Statement t = db.prepare("SELECT outcome FROM kv_txn_results WHERE client_id = ? AND seq = ?");
+          t.bind(1, to_i64(cmd.client_id())).bind(2, to_i64(cmd.seq()));
+          if (t.step()) w.txn = t.column_blob(0);
+          t.reset();
+        }
+        return w;
+      }
+      if (cmd.seq() < seq) return Wake{STALE, 0, {}};
     }
   }
-  uint64_t current = 0;
-  {
-    sqlite::Statement q = db.prepare("SELECT version FROM kv_data WHERE key = ?");
-    q.bind_blob(1, cmd.key());
-    if (q.step()) current = to_u64(q.column_int64(0));
-  }
   Wake w;
-  if (cmd.kind() == Command::CAS && cmd.expected_version() != current) {
-    w = Wake{CAS_FAILED, current};
+  if (cmd.kind() == Command::TXN) {
+    w = apply_txn(cmd);
   } else {
-    w = Wake{OK, current + 1};
-    db.prepare("INSERT OR REPLACE INTO kv_data (key, value, version) VALUES (?, ?, ?)")
-        .bind_blob(1, cmd.key())
-        .bind_blob(2, cmd.value())
-        .bind(3, to_i64(w.version))
-        .run();
+    const uint64_t current = version_of(db, cmd.key());
+    if (cmd.kind() == Command::CAS && cmd.expected_version() != current) {
+      w = Wake{CAS_FAILED, current, {}};
+    } else {
+      w = Wake{OK, current + 1, {}};
+      write_key(db, cmd.key(), cmd.value(), w.version);
+    }
   }
   db.prepare("INSERT OR REPLACE INTO kv_sessions (client_id, seq, code, version) VALUES (?, ?, ?, ?)")
       .bind(1, to_i64(cmd.client_id()))
@@ -252,12 +321,46 @@ KvReplica::Wake KvReplica::apply_command(const Command& cmd) {
       .bind(3, static_cast<int64_t>(w.code))
       .bind(4, to_i64(w.version))
       .run();
+  if (cmd.kind() == Command::TXN) {
+    db.prepare("INSERT OR REPLACE INTO kv_txn_results (client_id, seq, outcome) VALUES (?, ?, ?)")
+        .bind(1, to_i64(cmd.client_id()))
+        .bind(2, to_i64(cmd.seq()))
+        .bind_blob(3, w.txn)
+        .run();
+  }
   return w;
+}
+
+// Inside the Ready's SQLite transaction: every condition is read first, and
+// only if all hold are the writes made, so a crash (rollback) or a failed
+// condition leaves no write behind.
+KvReplica::Wake KvReplica::apply_txn(const Command& cmd) {
+  if (std::string err = validate_txn(cmd); !err.empty()) {
+    // The leader validates before proposing, so only a foreign or corrupted
+    // entry gets here: refuse it like the leader would.
+    rt_.warn("kv: invalid txn of client {} seq {} refused: {}", cmd.client_id(), cmd.seq(), err);
+    return Wake{INVALID, 0, {}};
+  }
+  sqlite::Database& db = rt_.disk().db();
+  TxnOutcome out;
+  for (int i = 0; i < cmd.conditions_size(); ++i) {
+    const TxnCondition& c = cmd.conditions(i);
+    const uint64_t v = version_of(db, c.key());
+    out.add_condition_versions(v);
+    if (v != c.expected_version()) out.add_failed_conditions(static_cast<uint32_t>(i));
+  }
+  if (out.failed_conditions_size() > 0) return Wake{TXN_FAILED, 0, out.SerializeAsString()};
+  for (const TxnWrite& wr : cmd.writes()) {
+    const uint64_t v = version_of(db, wr.key()) + 1;
+    write_key(db, wr.key(), wr.value(), v);
+    out.add_write_versions(v);
+  }
+  return Wake{OK, out.write_versions(0), out.SerializeAsString()};
 }
 
 void KvReplica::on_leadership_lost() {
   for (auto& [client, pw] : pending_writes_) {
-    if (pw->index != 0) (void)pw->wake->push(Wake{RETRY, 0});
+    if (pw->index != 0) (void)pw->wake->push(Wake{RETRY, 0, {}});
     pw->index = 0;
   }
   // Pending read-index requests are answered !ok by the core itself.
@@ -267,7 +370,7 @@ void KvReplica::serve_reads() {
   for (auto it = pending_reads_.begin(); it != pending_reads_.end();) {
     PendingRead* pr = it->second;
     if (pr->have_index && pr->index <= applied_index_) {
-      (void)pr->wake->push(Wake{OK, 0});
+      (void)pr->wake->push(Wake{OK, 0, {}});
       it = pending_reads_.erase(it);
     } else {
       ++it;
@@ -341,8 +444,31 @@ Task<KvReplica::Wake> KvReplica::wait_for(Channel<Wake>* ch, TimePoint deadline)
     Runtime& rt;
     TimerId id;
     ~TimerGuard() { rt.cancel(id); }
-  } guard{rt_, rt_.call_at(deadline, [ch] { (void)ch->push(Wake{RETRY, 0}); })};
+  } guard{rt_, rt_.call_at(deadline, [ch] { (void)ch->push(Wake{RETRY, 0, {}}); })};
   Wake w = co_await ch->pop();
+  co_return w;
+}
+
+Task<KvReplica::Wake> KvReplica::propose_and_wait(rpc::CallContext ctx, Command cmd, uint32_t* hint) {
+  if (!replica_->is_leader()) {
+    *hint = leader_hint();
+    co_return Wake{NOT_LEADER, 0, {}};
+  }
+  if (pending_writes_.size() >= kPendingWritesMax) co_return Wake{RETRY, 0, {}};
+  Channel<Wake> ch(rt_, 2);
+  PendingWrite pw{cmd.seq(), 0, &ch};
+  auto it = pending_writes_.emplace(cmd.client_id(), &pw);
+  EraseGuard<decltype(pending_writes_), decltype(it)> erase{pending_writes_, it};
+  paxos::ProposeResult pr = replica_->propose(cmd.SerializeAsString());
+  if (!pr.ok()) {
+    *hint = pr.leader_hint;
+    co_return Wake{pr.status == paxos::ProposeStatus::not_leader ? NOT_LEADER : RETRY, 0, {}};
+  }
+  pw.index = pr.index;
+  pump();
+  TimePoint deadline = std::min(ctx.deadline, rt_.now() + config_.wait_max);
+  Wake w = co_await wait_for(&ch, deadline);
+  if (w.code == RETRY) *hint = leader_hint();
   co_return w;
 }
 
@@ -350,40 +476,42 @@ Task<rpc::Result<WriteReply>> KvReplica::serve_write(rpc::CallContext ctx, Write
   WriteReply reply;
   Command cmd = req.command();
   cmd.set_kind(kind);
+  cmd.clear_conditions();  // txn fields mean nothing to a put or cas
+  cmd.clear_writes();
   if (cmd.key().empty() || cmd.key().size() > kKeyBytesMax || cmd.seq() == 0) {
     co_return rpc::Status{rpc::StatusCode::invalid_argument, "bad key or request id"};
   }
-  if (!replica_->is_leader()) {
-    reply.set_code(NOT_LEADER);
-    reply.set_leader_hint(leader_hint());
-    co_return reply;
-  }
-  if (pending_writes_.size() >= kPendingWritesMax) {
-    reply.set_code(RETRY);
-    co_return reply;
-  }
-  Channel<Wake> ch(rt_, 2);
-  PendingWrite pw{cmd.seq(), 0, &ch};
-  auto it = pending_writes_.emplace(cmd.client_id(), &pw);
-  EraseGuard<decltype(pending_writes_), decltype(it)> erase{pending_writes_, it};
-  paxos::ProposeResult pr = replica_->propose(cmd.SerializeAsString());
-  if (!pr.ok()) {
-    reply.set_code(pr.status == paxos::ProposeStatus::not_leader ? NOT_LEADER : RETRY);
-    reply.set_leader_hint(pr.leader_hint);
-    co_return reply;
-  }
-  pw.index = pr.index;
-  pump();
-  TimePoint deadline = std::min(ctx.deadline, rt_.now() + config_.wait_max);
-  Wake w = co_await wait_for(&ch, deadline);
+  uint32_t hint = 0;
+  Wake w = co_await propose_and_wait(std::move(ctx), std::move(cmd), &hint);
   reply.set_code(w.code);
   reply.set_version(w.version);
-  if (w.code == RETRY) reply.set_leader_hint(leader_hint());
+  reply.set_leader_hint(hint);
+  co_return reply;
+}
+
+Task<rpc::Result<TxnReply>> KvReplica::serve_txn(rpc::CallContext ctx, WriteRequest req) {
+  TxnReply reply;
+  Command cmd = req.command();
+  cmd.set_kind(Command::TXN);
+  cmd.clear_key();  // put/cas fields mean nothing to a txn
+  cmd.clear_value();
+  cmd.clear_expected_version();
+  std::string err = cmd.seq() == 0 ? std::string("zero request seq") : validate_txn(cmd);
+  if (!err.empty()) {
+    reply.set_code(INVALID);
+    reply.set_error(std::move(err));
+    co_return reply;
+  }
+  uint32_t hint = 0;
+  Wake w = co_await propose_and_wait(std::move(ctx), std::move(cmd), &hint);
+  reply.set_code(w.code);
+  reply.set_leader_hint(hint);
+  if (!w.txn.empty() && !reply.mutable_outcome()->ParseFromString(w.txn)) reply.clear_outcome();
   co_return reply;
 }
 
 Task<KvReplica::Wake> KvReplica::read_barrier(rpc::CallContext ctx) {
-  if (pending_reads_.size() >= kPendingReadsMax) co_return Wake{RETRY, 0};
+  if (pending_reads_.size() >= kPendingReadsMax) co_return Wake{RETRY, 0, {}};
   Channel<Wake> ch(rt_, 2);
   PendingRead pr{0, false, &ch};
   uint64_t id = next_read_id_++;
@@ -396,7 +524,7 @@ Task<KvReplica::Wake> KvReplica::read_barrier(rpc::CallContext ctx) {
   } guard{pending_reads_, id};
   paxos::ReadResult rr = replica_->read_index(id);
   if (rr.status != paxos::ReadStatus::pending) {
-    co_return Wake{rr.status == paxos::ReadStatus::not_leader ? NOT_LEADER : RETRY, 0};
+    co_return Wake{rr.status == paxos::ReadStatus::not_leader ? NOT_LEADER : RETRY, 0, {}};
   }
   pump();
   TimePoint deadline = std::min(ctx.deadline, rt_.now() + config_.wait_max);

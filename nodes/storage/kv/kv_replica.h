@@ -13,9 +13,11 @@
 //     entries, the applied commands, applied_index and the request-id table
 //     go to SQLite in ONE transaction, then messages are sent, then reads are
 //     served, then advance();
-//   * serves kv.Get / kv.Scan (read-index on the leader) and kv.Put / kv.Cas
-//     (proposed on the leader, answered once applied). Non-leaders answer
-//     NOT_LEADER with a leader hint.
+//   * serves kv.Get / kv.Scan (read-index on the leader) and kv.Put / kv.Cas /
+//     kv.Txn (proposed on the leader, answered once applied). Non-leaders
+//     answer NOT_LEADER with a leader hint. A txn (conditions on versions,
+//     then writes) is one log entry, applied all-or-nothing in the SQLite
+//     transaction of its Ready.
 //
 // Replica ids are positions in `members` plus one. Disk loss: a replica whose
 // database holds no group marker starts with Config::recovering unless
@@ -49,6 +51,7 @@ inline const rpc::MethodSpec kScanMethod{"kv.Scan", rpc::Idempotent::yes, Durati
 // deduplicates.
 inline const rpc::MethodSpec kPutMethod{"kv.Put", rpc::Idempotent::no, Duration::zero()};
 inline const rpc::MethodSpec kCasMethod{"kv.Cas", rpc::Idempotent::no, Duration::zero()};
+inline const rpc::MethodSpec kTxnMethod{"kv.Txn", rpc::Idempotent::no, Duration::zero()};
 
 // Limits.
 inline constexpr size_t kPendingWritesMax = 1024;       // proposals awaiting apply
@@ -57,6 +60,20 @@ inline constexpr size_t kPeerQueueMessagesMax = 4096;   // queued Paxos messages
 inline constexpr size_t kStepBatchMessagesMax = 256;    // Paxos messages per paxos.Step call
 inline constexpr uint32_t kScanItemsMax = 1000;         // items per scan reply
 inline constexpr size_t kKeyBytesMax = 1024;
+// A txn: at most this many conditions and writes, and at most kTxnBytesMax
+// bytes of keys and values in all (a txn is one log entry, carried whole in
+// Accept messages and stored whole in the log).
+inline constexpr size_t kTxnConditionsMax = 16;
+inline constexpr size_t kTxnWritesMax = 16;
+inline constexpr size_t kTxnBytesMax = 256 * 1024;
+
+// Checks a TXN command's shape: 1..kTxnWritesMax writes, at most
+// kTxnConditionsMax conditions, every key non-empty and at most
+// kKeyBytesMax bytes, no key twice among the writes nor among the
+// conditions, keys and values together at most kTxnBytesMax bytes. Empty:
+// valid; else what is wrong. Used by KvClient (before sending), the leader
+// (before proposing) and the state machine (before applying).
+std::string validate_txn(const Command& cmd);
 
 struct KvReplicaConfig {
   std::vector<NodeId> members;  // the group, in replica-id order; includes self
@@ -101,6 +118,7 @@ class KvReplica final : public Node {
   struct Wake {
     Code code = RETRY;
     uint64_t version = 0;
+    std::string txn;  // TXN applied OK / TXN_FAILED: serialized TxnOutcome
   };
   struct PendingWrite {
     uint64_t seq = 0;
@@ -126,6 +144,12 @@ class KvReplica final : public Node {
   Task<void> send_loop(size_t peer_index);
   Task<rpc::Result<StepReply>> serve_step(StepRequest req);
   Task<rpc::Result<WriteReply>> serve_write(rpc::CallContext ctx, WriteRequest req, Command::Kind kind);
+  Task<rpc::Result<TxnReply>> serve_txn(rpc::CallContext ctx, WriteRequest req);
+  // Proposes `cmd` on this replica (if it leads) and waits until it is
+  // applied, the deadline passes or the outcome becomes unknown. NOT_LEADER
+  // and RETRY answers set *hint.
+  Task<Wake> propose_and_wait(rpc::CallContext ctx, Command cmd, uint32_t* hint);
+  Wake apply_txn(const Command& cmd);
   Task<rpc::Result<GetReply>> serve_get(rpc::CallContext ctx, GetRequest req);
   Task<rpc::Result<ScanReply>> serve_scan(rpc::CallContext ctx, ScanRequest req);
   // Obtains a linearizable read point and waits until it is applied.
