@@ -13,7 +13,8 @@ struct RoleName {
 };
 constexpr RoleName kRoleNames[] = {
     {Role::kv, "kv"}, {Role::seqsvr, "seqsvr"}, {Role::account, "account"},
-    {Role::contacts, "contacts"}, {Role::inbox, "inbox"},
+    {Role::contacts, "contacts"}, {Role::inbox, "inbox"}, {Role::msg, "msg"}, {Role::access, "access"},
+    {Role::group, "group"}, {Role::fanout, "fanout"},
 };
 
 bool valid_name(std::string_view s) {
@@ -46,7 +47,9 @@ std::string_view service_name(Role role) { return to_string(role); }
 
 std::map<Role, uint32_t> DeploymentSpec::full_set_per_zone(uint32_t n) {
   std::map<Role, uint32_t> out;
-  for (Role r : kStatelessRoles) out[r] = n;
+  for (Role r : kStatelessRoles) {
+    if (r != Role::msg && r != Role::access && r != Role::group && r != Role::fanout) out[r] = n;
+  }
   return out;
 }
 
@@ -80,6 +83,21 @@ std::string Deployment::validate(const DeploymentSpec& spec) {
     if (n > kInstancesPerZoneMax) {
       return "instances_per_zone." + std::string(to_string(role)) + ": expected at most " +
              std::to_string(kInstancesPerZoneMax) + ", got " + std::to_string(n);
+    }
+  }
+  if (auto it = spec.instances_per_zone.find(Role::msg); it != spec.instances_per_zone.end() && it->second > 0) {
+    if (std::string err = ticket::KeyRing::validate(spec.templates.msg.keys); !err.empty()) {
+      return "templates.msg.keys: " + err;
+    }
+  }
+  if (auto it = spec.instances_per_zone.find(Role::group); it != spec.instances_per_zone.end() && it->second > 0) {
+    if (std::string err = ticket::KeyRing::validate(spec.templates.group.keys); !err.empty()) {
+      return "templates.group.keys: " + err;
+    }
+  }
+  if (auto it = spec.instances_per_zone.find(Role::access); it != spec.instances_per_zone.end() && it->second > 0) {
+    if (std::string err = ticket::KeyRing::validate(spec.templates.access.keys); !err.empty()) {
+      return "templates.access.keys: " + err;
     }
   }
   for (const auto& [uid, dc] : spec.home_datacenter) {

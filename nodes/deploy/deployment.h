@@ -15,7 +15,8 @@
 // the same ids):
 //   1. KV replicas: for each datacenter in order, each shard s, each zone z:
 //      "kv-<dc>-s<s>-<zone>", replica index = zone position;
-//   2. stateless services, for each role in kStatelessRoles order, each
+//   2. stateless services (seqsvr, account, contacts, inbox, msg, access), for each
+//      role in kStatelessRoles order, each
 //      datacenter, each zone, each instance i: "<role>-<dc>-<zone>[-<i>]".
 //
 // Stores: user records (contacts, inbox) live in the user's home datacenter's
@@ -32,6 +33,10 @@
 #include <string_view>
 #include <vector>
 
+#include "nodes/access/access_service.h"
+#include "nodes/logic/group/group_service.h"
+#include "nodes/logic/msg/fanout_worker.h"
+#include "nodes/logic/msg/msg_service.h"
 #include "nodes/rpc/router.h"
 #include "nodes/runtime/node.h"
 #include "nodes/storage/account/account_service.h"
@@ -41,9 +46,13 @@
 
 namespace wx::deploy {
 
-enum class Role : uint8_t { kv, seqsvr, account, contacts, inbox };
+enum class Role : uint8_t { kv, seqsvr, account, contacts, inbox, msg, access, group, fanout };
 // Roles with instances in every zone (everything but kv), in layout order.
-inline constexpr Role kStatelessRoles[] = {Role::seqsvr, Role::account, Role::contacts, Role::inbox};
+// `access` comes last, so a spec that does not list it keeps every id it had.
+inline constexpr Role kStatelessRoles[] = {Role::seqsvr, Role::account, Role::contacts, Role::inbox, Role::msg,
+                                           Role::access, Role::group, Role::fanout};
+// (group and fanout come after access for the same reason: specs without
+// them keep their ids.)
 
 std::string_view to_string(Role role);
 std::optional<Role> parse_role(std::string_view text);
@@ -71,6 +80,18 @@ struct ServiceTemplates {
   seqsvr::AllocSvrConfig seqsvr;
   account::AccountServiceConfig account;
   shard::DataServiceConfig data;  // contacts and inbox
+  // msg: the ticket keys, budgets and test hooks; make_node fills in the
+  // shard map, the directory, the locality and the seqsvr client config.
+  msg::MsgServiceConfig msg;
+  // access: the ticket keys (the same ring as msg), session timeouts and
+  // test hooks; make_node fills in the directory and the locality.
+  access::AccessServiceConfig access;
+  // group: the ticket keys; make_node fills in the shard map.
+  group::GroupServiceConfig group;
+  // fanout (the group queues' consumers): make_node fills in the shard map,
+  // the directory, the locality, the seqsvr client config and the lease's
+  // consumer index / count. Its `queue` must equal templates.msg.queue.
+  msg::FanoutWorkerConfig fanout;
 };
 
 struct DeploymentSpec {
@@ -84,7 +105,9 @@ struct DeploymentSpec {
   std::string default_datacenter;
   ServiceTemplates templates;
 
-  // Every stateless role with one instance per zone.
+  // Every stateless STORAGE role (seqsvr, account, contacts, inbox) with n
+  // instances per zone. Logic and access roles (msg, access) are added explicitly: they need
+  // their templates (ticket keys) filled in.
   static std::map<Role, uint32_t> full_set_per_zone(uint32_t n = 1);
 };
 

@@ -2,6 +2,10 @@
 
 #include <stdexcept>
 
+#include "nodes/access/access_service.h"
+#include "nodes/logic/group/group_service.h"
+#include "nodes/logic/msg/fanout_worker.h"
+#include "nodes/logic/msg/msg_service.h"
 #include "nodes/storage/account/account_service.h"
 #include "nodes/storage/contacts/contacts_service.h"
 #include "nodes/storage/inbox/inbox_service.h"
@@ -44,6 +48,38 @@ std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, Sta
       c.shards = d.shard_map();
       c.zone = n.zone;
       return std::make_unique<inbox::InboxService>(rt, std::move(c));
+    }
+    case Role::msg: {
+      msg::MsgServiceConfig c = t.msg;
+      c.shards = d.shard_map();
+      c.directory = d.directory();
+      c.locality = rpc::Locality{n.datacenter, n.zone};
+      c.seq = seq_client_config(d);
+      return std::make_unique<msg::MsgService>(rt, std::move(c));
+    }
+    case Role::access: {
+      access::AccessServiceConfig c = t.access;
+      c.directory = d.directory();
+      c.locality = rpc::Locality{n.datacenter, n.zone};
+      return std::make_unique<access::AccessService>(rt, std::move(c));
+    }
+    case Role::group: {
+      group::GroupServiceConfig c = t.group;
+      c.shards = d.shard_map();
+      return std::make_unique<group::GroupService>(rt, std::move(c));
+    }
+    case Role::fanout: {
+      msg::FanoutWorkerConfig c = t.fanout;
+      c.shards = d.shard_map();
+      c.directory = d.directory();
+      c.locality = rpc::Locality{n.datacenter, n.zone};
+      c.seq = seq_client_config(d);
+      const std::vector<NodeId> workers = d.nodes_of(Role::fanout);
+      c.lease.consumers = static_cast<uint32_t>(workers.size());
+      for (size_t i = 0; i < workers.size(); ++i) {
+        if (workers[i] == id) c.lease.index = static_cast<uint32_t>(i);
+      }
+      return std::make_unique<msg::FanoutWorker>(rt, std::move(c));
     }
   }
   throw std::logic_error("deploy: node " + to_string(id) + " has an unknown role");

@@ -1,0 +1,529 @@
+// MsgService: msg.Send and msg.Sync (see msg_service.h and docs/messaging.md).
+#include "nodes/logic/msg/msg_service.h"
+
+#include <algorithm>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "nodes/access/notify.h"  // the access-layer notify hook (emit_ack)
+#include "nodes/logic/group/group_service.h"
+#include "nodes/storage/inbox/inbox.pb.h"
+
+namespace wx::msg {
+
+std::string sent_key(uint64_t sender, std::string_view client_msg_id) {
+  std::string k(kSentKeyPrefix);
+  k += std::to_string(sender);
+  k += '/';
+  k += client_msg_id;
+  return k;
+}
+
+std::string message_id_for(uint64_t sender, std::string_view client_msg_id) {
+  std::string m = "m" + std::to_string(sender) + "-";
+  m += client_msg_id;
+  return m;
+}
+
+std::optional<MessageRecord> decode_stored(uint64_t recipient, uint64_t seq, std::string_view bytes) {
+  StoredMessage m;
+  if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return std::nullopt;
+  MessageRecord c;
+  c.recipient = recipient;
+  c.seq = seq;
+  c.message_id = m.message_id();
+  c.sender = m.sender();
+  c.client_msg_id = m.client_msg_id();
+  c.to_uid = m.to_uid();
+  c.body_hash = body_hash(m.body());
+  c.group_id = m.group_id();
+  return c;
+}
+
+MsgService::MsgService(Runtime& rt, MsgServiceConfig config)
+    : rt_(rt),
+      config_(std::move(config)),
+      keys_(config_.keys),
+      endpoint_(rt, config_.server),
+      router_(rt, endpoint_, config_.directory, config_.locality, config_.router),
+      kv_(rt, endpoint_, config_.shards, config_.kv),
+      seq_(rt, endpoint_, config_.seq),
+      pool_(rt, endpoint_, config_.shards, config_.kv),
+      queue_(rt, pool_, config_.queue) {}
+
+MsgService::~MsgService() = default;
+
+void MsgService::start() {
+  endpoint_.register_method<SendRequest, SendReply>(
+      kSendMethod, [this](rpc::CallContext ctx, SendRequest req) -> Task<rpc::Result<SendReply>> {
+        return serve_send(std::move(ctx), std::move(req));
+      });
+  endpoint_.register_method<SyncRequest, SyncReply>(
+      kSyncMethod, [this](rpc::CallContext ctx, SyncRequest req) -> Task<rpc::Result<SyncReply>> {
+        return serve_sync(std::move(ctx), std::move(req));
+      });
+  endpoint_.register_method<GroupSendRequest, GroupSendReply>(
+      kGroupSendMethod, [this](rpc::CallContext ctx, GroupSendRequest req) -> Task<rpc::Result<GroupSendReply>> {
+        return serve_group_send(std::move(ctx), std::move(req));
+      });
+  endpoint_.start();
+}
+
+TimePoint MsgService::deadline_for(const rpc::CallContext& ctx) const {
+  TimePoint d = rt_.now() + config_.request_budget;
+  if (ctx.deadline - config_.reply_margin < d) d = ctx.deadline - config_.reply_margin;
+  return d;
+}
+
+Task<void> MsgService::pause() {
+  const int64_t pause_ns = config_.retry_pause.ns();
+  co_await rt_.sleep(nanoseconds(pause_ns / 2 + static_cast<int64_t>(rt_.rng().uniform(
+                                                    static_cast<uint64_t>(pause_ns) + 1))));
+}
+
+std::optional<uint64_t> MsgService::authenticate(const rpc::CallContext& ctx, std::string* why) {
+  ticket::TicketCheck c = keys_.verify(ctx.ticket, rt_.now());
+  if (!c.ok()) {
+    ++stats_.unauthenticated;
+    *why = "ticket refused: " + std::string(ticket::to_string(c.status));
+    return std::nullopt;
+  }
+  return c.user_id;
+}
+
+Task<std::optional<MsgService::SentState>> MsgService::claim(kv::KvClient* kv, const std::string& key,
+                                                             const SentRecord& fresh, TimePoint deadline) {
+  const std::string bytes = fresh.SerializeAsString();
+  while (rt_.now() < deadline) {
+    kv::KvResult g = co_await kv->get(key);
+    if (g.code != kv::KvResultCode::ok) {
+      co_await pause();
+      continue;
+    }
+    if (g.found) {
+      SentState s;
+      if (!s.record.ParseFromString(g.value)) co_return std::nullopt;
+      s.version = g.version;
+      co_return s;
+    }
+    kv::KvResult c = co_await kv->cas(key, 0, bytes);
+    // An unknown CAS is re-issued from the same client: its newer request
+    // id fences the unknown one; cas_failed then means someone (maybe we)
+    // claimed it, and the next get reads the record.
+    while (c.code == kv::KvResultCode::unknown && rt_.now() < deadline) {
+      co_await pause();
+      c = co_await kv->cas(key, 0, bytes);
+    }
+    if (c.code == kv::KvResultCode::ok) co_return SentState{fresh, c.version};
+    if (c.code == kv::KvResultCode::cas_failed) {
+      ++stats_.cas_races;
+      continue;
+    }
+  }
+  co_return std::nullopt;
+}
+
+Task<std::optional<MsgService::SentState>> MsgService::record_seq(kv::KvClient* kv, const std::string& key,
+                                                                  SentState state, uint64_t seq,
+                                                                  TimePoint deadline) {
+  SentRecord next = state.record;
+  next.set_seq(seq);
+  const std::string bytes = next.SerializeAsString();
+  kv::KvResult c = co_await kv->cas(key, state.version, bytes);
+  while (c.code == kv::KvResultCode::unknown && rt_.now() < deadline) {
+    co_await pause();
+    c = co_await kv->cas(key, state.version, bytes);
+  }
+  if (c.code == kv::KvResultCode::ok) co_return SentState{next, c.version};
+  if (c.code == kv::KvResultCode::unknown) co_return std::nullopt;
+  // Lost a race (or our own unknown CAS applied): read what is stored now.
+  ++stats_.cas_races;
+  while (rt_.now() < deadline) {
+    kv::KvResult g = co_await kv->get(key);
+    if (g.code != kv::KvResultCode::ok || !g.found) {
+      co_await pause();
+      continue;
+    }
+    SentState s;
+    if (!s.record.ParseFromString(g.value)) co_return std::nullopt;
+    s.version = g.version;
+    co_return s;
+  }
+  co_return std::nullopt;
+}
+
+Task<std::optional<inbox::InboxCode>> MsgService::append(uint64_t uid, uint64_t seq, std::string bytes,
+                                                         TimePoint deadline) {
+  inbox::AppendRequest req;
+  req.set_uid(uid);
+  req.set_seq(seq);
+  req.set_message(std::move(bytes));
+  rpc::CallOptions o;
+  o.timeout = config_.inbox_call_timeout;
+  o.deadline = deadline;
+  rpc::Result<inbox::AppendReply> r =
+      co_await router_.call<inbox::AppendReply>(std::string(kInboxServiceName), inbox::kAppendMethod, req, o);
+  if (!r.ok()) co_return std::nullopt;
+  co_return r->code();
+}
+
+void MsgService::emit_ack(uint64_t sender, const SentRecord& record, std::string_view cmid) {
+  // ---- access-layer notify hook (nodes/access/notify.h; docs/messaging.md,
+  // "Access layer"): the message is stored for the recipient at this seq, so
+  // every access node of the recipient's home datacenter is told "new data,
+  // version <seq>" (fire-and-forget; a no-op without access instances). ----
+  access::notify_user(rt_, endpoint_, config_.directory, config_.shards->home_of(record.to_uid()).value_or(""),
+                      record.to_uid(), record.seq());
+  // ---- end of the notify hook ----
+  if (!config_.ack_observer) return;
+  AckRecord ack;
+  ack.message_id = record.message_id();
+  ack.sender = sender;
+  ack.client_msg_id = std::string(cmid);
+  ack.to_uid = record.to_uid();
+  ack.recipient = record.to_uid();
+  ack.seq = record.seq();
+  config_.ack_observer(rt_.node_id(), ack);
+}
+
+Task<void> MsgService::unsafe_background_append(uint64_t uid, uint64_t seq, std::string bytes) {
+  if (rt_.rng().bernoulli(config_.unsafe_drop_append_p)) {
+    ++stats_.unsafe_dropped;
+    co_return;
+  }
+  (void)co_await append(uid, seq, std::move(bytes), rt_.now() + config_.inbox_call_timeout);
+}
+
+Task<rpc::Result<SendReply>> MsgService::serve_send(rpc::CallContext ctx, SendRequest req) {
+  SendReply reply;
+  ++stats_.sends;
+  std::string why;
+  const std::optional<uint64_t> sender = authenticate(ctx, &why);
+  if (!sender) {
+    reply.set_code(MSG_UNAUTHENTICATED);
+    reply.set_error(why);
+    co_return reply;
+  }
+  const uint64_t to = req.to_uid();
+  if (to == 0 || req.client_msg_id().empty() || req.client_msg_id().size() > kClientMsgIdBytesMax ||
+      req.body().size() > kBodyBytesMax || !config_.shards->group_of(to)) {
+    ++stats_.sends_refused;
+    reply.set_code(MSG_INVALID);
+    reply.set_error("invalid send: peer, client message id or body");
+    co_return reply;
+  }
+  std::optional<shard::ShardedKvClient::Lease> lease = kv_.lease_for_user(*sender);
+  if (!lease) {
+    ++stats_.sends_refused;
+    reply.set_code(MSG_INVALID);
+    reply.set_error("the sender has no home");
+    co_return reply;
+  }
+  kv::KvClient* kv = lease->get();
+  const TimePoint deadline = deadline_for(ctx);
+  const std::string key = sent_key(*sender, req.client_msg_id());
+  const uint64_t hash = body_hash(req.body());
+
+  SentRecord fresh;
+  fresh.set_message_id(message_id_for(*sender, req.client_msg_id()));
+  fresh.set_to_uid(to);
+  fresh.set_body_hash(hash);
+  std::optional<SentState> state = co_await claim(kv, key, fresh, deadline);
+  if (state && (state->record.to_uid() != to || state->record.body_hash() != hash)) {
+    ++stats_.sends_refused;
+    reply.set_code(MSG_CMID_REUSED);
+    reply.set_error("client message id already used for another message");
+    co_return reply;
+  }
+  StoredMessage stored;
+  if (state) {
+    stored.set_message_id(state->record.message_id());
+    stored.set_sender(*sender);
+    stored.set_client_msg_id(req.client_msg_id());
+    stored.set_to_uid(to);
+    stored.set_body(req.body());
+  }
+  const std::string bytes = stored.SerializeAsString();
+
+  for (int round = 0; state && round < kSendRoundsMax && rt_.now() < deadline; ++round) {
+    if (state->record.seq() == 0) {
+      seqsvr::SeqResult s = co_await seq_.alloc(to);
+      if (!s.ok) break;
+      ++stats_.seq_allocs;
+      state = co_await record_seq(kv, key, *state, s.seq, deadline);
+      if (!state) break;
+      continue;  // the record now holds a seq (ours or a racing attempt's)
+    }
+    const uint64_t seq = state->record.seq();
+    if (config_.unsafe_ack_before_inbox_commit) {
+      // THE BUG (test only): acknowledged before the inbox holds it.
+      emit_ack(*sender, state->record, req.client_msg_id());
+      rt_.spawn(unsafe_background_append(to, seq, bytes), "msg-unsafe-append");
+      ++stats_.sends_ok;
+      reply.set_code(MSG_OK);
+      reply.set_message_id(state->record.message_id());
+      reply.set_seq(seq);
+      co_return reply;
+    }
+    std::optional<inbox::InboxCode> code = co_await append(to, seq, bytes, deadline);
+    if (code && *code == inbox::INBOX_OK) {
+      emit_ack(*sender, state->record, req.client_msg_id());
+      ++stats_.sends_ok;
+      reply.set_code(MSG_OK);
+      reply.set_message_id(state->record.message_id());
+      reply.set_seq(seq);
+      co_return reply;
+    }
+    if (code && *code == inbox::INBOX_STALE_SEQ) {
+      // The inbox grew past this seq and will never store it: a fresh seq,
+      // recorded over the stale one (a racing attempt may have done so).
+      ++stats_.stale_seqs;
+      seqsvr::SeqResult s = co_await seq_.alloc(to);
+      if (!s.ok) break;
+      ++stats_.seq_allocs;
+      state = co_await record_seq(kv, key, *state, s.seq, deadline);
+      continue;
+    }
+    if (code && (*code == inbox::INBOX_CONFLICT || *code == inbox::INBOX_INVALID)) {
+      // A seq from seqsvr holding another message, or a refused message:
+      // an invariant broke. Nothing of ours is stored at this seq.
+      rt_.error("msg: inbox refused {} seq {} of {}: code {}", to, seq, state->record.message_id(),
+                static_cast<int>(*code));
+      reply.set_code(MSG_INTERNAL);
+      reply.set_error("inbox refused the message");
+      co_return reply;
+    }
+    co_await pause();  // unknown: the same seq again (idempotent)
+  }
+  ++stats_.sends_unknown;
+  reply.set_code(MSG_UNKNOWN);
+  reply.set_error("no definite answer within the request budget");
+  co_return reply;
+}
+
+Task<rpc::Result<SyncReply>> MsgService::serve_sync(rpc::CallContext ctx, SyncRequest req) {
+  SyncReply reply;
+  ++stats_.syncs;
+  std::string why;
+  const std::optional<uint64_t> user = authenticate(ctx, &why);
+  if (!user) {
+    reply.set_code(MSG_UNAUTHENTICATED);
+    reply.set_error(why);
+    co_return reply;
+  }
+  if (req.key_size() > kSyncKeyTypesMax) {
+    reply.set_code(MSG_INVALID);
+    reply.set_error("sync key has too many data types");
+    co_return reply;
+  }
+  std::map<std::string, uint64_t> key;  // the presented key, by type
+  for (const SyncKeyEntry& e : req.key()) {
+    uint64_t& v = key[e.type()];
+    if (e.version() > v) v = e.version();
+  }
+  const uint64_t after = key[std::string(kMessagesType)];
+  const uint32_t limit = req.limit() == 0 || req.limit() > kSyncPageMax ? kSyncPageMax : req.limit();
+  const TimePoint deadline = deadline_for(ctx);
+  inbox::RangeRequest r;
+  r.set_uid(*user);
+  r.set_after_seq(after);
+  r.set_limit(limit);
+  while (rt_.now() < deadline) {
+    rpc::CallOptions o;
+    o.timeout = config_.inbox_call_timeout;
+    o.deadline = deadline;
+    rpc::Result<inbox::RangeReply> rr =
+        co_await router_.call<inbox::RangeReply>(std::string(kInboxServiceName), inbox::kRangeMethod, r, o);
+    if (!rr.ok() || rr->code() == inbox::INBOX_UNKNOWN) {
+      co_await pause();
+      continue;
+    }
+    if (rr->code() != inbox::INBOX_OK) {
+      reply.set_code(MSG_INVALID);
+      reply.set_error("inbox refused the range");
+      co_return reply;
+    }
+    uint64_t last = after;
+    for (const inbox::InboxMessage& m : rr->messages()) {
+      StoredMessage s;
+      if (m.seq() <= last || !s.ParseFromString(m.message())) {
+        rt_.error("msg: inbox of {} returned seq {} out of order or unparsable", *user, m.seq());
+        reply.set_code(MSG_INTERNAL);
+        reply.clear_messages();
+        co_return reply;
+      }
+      SyncMessage* out = reply.add_messages();
+      out->set_seq(m.seq());
+      out->set_message_id(s.message_id());
+      out->set_sender(s.sender());
+      out->set_client_msg_id(s.client_msg_id());
+      out->set_to_uid(s.to_uid());
+      out->set_body(s.body());
+      out->set_group_id(s.group_id());
+      last = m.seq();
+    }
+    // Every data type is listed; types this service does not serve yet keep
+    // the presented version (never older than the client's).
+    key[std::string(kMessagesType)] = last;
+    for (const auto& [type, version] : key) {
+      SyncKeyEntry* e = reply.add_key();
+      e->set_type(type);
+      e->set_version(version);
+    }
+    reply.set_more(static_cast<uint32_t>(rr->messages_size()) >= limit);
+    reply.set_code(MSG_OK);
+    ++stats_.syncs_ok;
+    co_return reply;
+  }
+  ++stats_.syncs_unknown;
+  reply.set_code(MSG_UNKNOWN);
+  reply.set_error("no answer from the inbox within the request budget");
+  co_return reply;
+}
+
+Task<rpc::Result<GroupSendReply>> MsgService::serve_group_send(rpc::CallContext ctx, GroupSendRequest req) {
+  GroupSendReply reply;
+  ++stats_.group_sends;
+  std::string why;
+  const std::optional<uint64_t> sender = authenticate(ctx, &why);
+  if (!sender) {
+    reply.set_code(MSG_UNAUTHENTICATED);
+    reply.set_error(why);
+    co_return reply;
+  }
+  const uint64_t gid = req.group_id();
+  if (gid == 0 || req.client_msg_id().empty() || req.client_msg_id().size() > kClientMsgIdBytesMax ||
+      req.body().size() > kBodyBytesMax) {
+    ++stats_.group_sends_refused;
+    reply.set_code(MSG_INVALID);
+    reply.set_error("invalid group send: group, client message id or body");
+    co_return reply;
+  }
+  std::optional<shard::ShardedKvClient::Lease> lease = kv_.lease_for_user(*sender);
+  if (!lease) {
+    ++stats_.group_sends_refused;
+    reply.set_code(MSG_INVALID);
+    reply.set_error("the sender has no home");
+    co_return reply;
+  }
+  kv::KvClient* kv = lease->get();
+  const TimePoint deadline = deadline_for(ctx);
+  const std::string key = sent_key(*sender, req.client_msg_id());
+  const uint64_t hash = body_hash(req.body());
+  const std::string message_id = message_id_for(*sender, req.client_msg_id());
+
+  // 1. The sent record: an earlier attempt's (members fixed then), or a new
+  //    one with the members read now.
+  std::optional<SentState> state;
+  while (!state && rt_.now() < deadline) {
+    kv::KvResult g = co_await kv->get(key);
+    if (g.code != kv::KvResultCode::ok) {
+      co_await pause();
+      continue;
+    }
+    if (g.found) {
+      SentState s;
+      if (!s.record.ParseFromString(g.value)) break;
+      s.version = g.version;
+      state = std::move(s);
+      break;
+    }
+    group::GroupRead gr = co_await group::read_group(rt_, pool_, gid, deadline);
+    if (!gr.ok) break;
+    if (!gr.found) {
+      ++stats_.group_sends_refused;
+      reply.set_code(MSG_INVALID);
+      reply.set_error("no such group");
+      co_return reply;
+    }
+    const auto& ms = gr.record.members();
+    if (!std::binary_search(ms.begin(), ms.end(), *sender)) {
+      ++stats_.group_sends_refused;
+      reply.set_code(MSG_FORBIDDEN);
+      reply.set_error("the sender is not a member of the group");
+      co_return reply;
+    }
+    SentRecord fresh;
+    fresh.set_message_id(message_id);
+    fresh.set_group_id(gid);
+    fresh.set_body_hash(hash);
+    for (uint64_t m : ms) fresh.add_members(m);
+    ++stats_.kv_writes;
+    state = co_await claim(kv, key, fresh, deadline);  // a racing attempt's record wins
+    if (!state) break;
+  }
+  if (!state) {
+    ++stats_.group_sends_unknown;
+    reply.set_code(MSG_UNKNOWN);
+    reply.set_error("no definite answer within the request budget");
+    co_return reply;
+  }
+  if (state->record.group_id() != gid || state->record.to_uid() != 0 || state->record.body_hash() != hash) {
+    ++stats_.group_sends_refused;
+    reply.set_code(MSG_CMID_REUSED);
+    reply.set_error("client message id already used for another message");
+    co_return reply;
+  }
+
+  // 2. The queue item (idempotent on the message id).
+  if (!state->record.queued()) {
+    GroupQueueItem item;
+    item.set_message_id(state->record.message_id());
+    item.set_sender(*sender);
+    item.set_client_msg_id(req.client_msg_id());
+    item.set_group_id(gid);
+    item.set_body(req.body());
+    for (uint64_t m : state->record.members()) item.add_members(m);
+    queue::EnqueueResult e = co_await queue_.enqueue(queue::queue_for(gid, queue_.queues()),
+                                                     state->record.message_id(), item.SerializeAsString(), deadline);
+    if (e.code == queue::EnqueueCode::full) {
+      ++stats_.group_sends_refused;
+      reply.set_code(MSG_QUEUE_FULL);
+      reply.set_error("the group's queue is full; retry later with the same client message id");
+      co_return reply;
+    }
+    if (e.code == queue::EnqueueCode::invalid) {
+      ++stats_.group_sends_refused;
+      reply.set_code(MSG_INVALID);
+      reply.set_error("the queue refused the item");
+      co_return reply;
+    }
+    if (e.code == queue::EnqueueCode::unknown) {
+      ++stats_.group_sends_unknown;
+      reply.set_code(MSG_UNKNOWN);
+      reply.set_error("enqueue outcome unknown; retry with the same client message id");
+      co_return reply;
+    }
+    // Remember it (best effort: a retry without it finds the dedup record).
+    SentRecord next = state->record;
+    next.set_queued(true);
+    ++stats_.kv_writes;
+    (void)co_await kv->cas(key, state->version, next.SerializeAsString());
+  }
+
+  // 3. Durably enqueued: the acknowledgement.
+  if (config_.group_members_observer) {
+    GroupMembersRecord f;
+    f.group_id = gid;
+    f.sender = *sender;
+    f.client_msg_id = req.client_msg_id();
+    f.message_id = state->record.message_id();
+    f.members.assign(state->record.members().begin(), state->record.members().end());
+    config_.group_members_observer(rt_.node_id(), f);
+  }
+  if (config_.group_ack_observer) {
+    GroupAckRecord a;
+    a.message_id = state->record.message_id();
+    a.sender = *sender;
+    a.client_msg_id = req.client_msg_id();
+    a.group_id = gid;
+    config_.group_ack_observer(rt_.node_id(), a);
+  }
+  ++stats_.group_sends_ok;
+  reply.set_code(MSG_OK);
+  reply.set_message_id(state->record.message_id());
+  co_return reply;
+}
+
+}  // namespace wx::msg

@@ -1,0 +1,165 @@
+// The group-chat workload (simulation only): simulated group members sending
+// through msg.GroupSend, the recorder of the group facts, and the final-state
+// reader — recording a history for the messaging checker
+// (docs/messaging-history.md; docs/messaging.md "Group chat").
+//
+//   * GroupRecorder — stamps events with KERNEL time into a HistoryLog's
+//     history: the msg service's and the fan-out workers' group_members facts
+//     and acks (members_observer(), ack_observer() go into the deployment's
+//     templates), and tracks fan-out progress (drained(): every acknowledged
+//     group message has acks covering all its recipients; the time of the
+//     last ack per message, for latency figures).
+//   * GroupUser — one node per user (process "c<uid>"): creates the groups it
+//     is the creator of (group.Create until OK), then, once started, sends
+//     to a random group of its own at Poisson times; every attempt is an
+//     invoke + completion; a send whose outcome is unknown is retried with
+//     the same client message id (≤ attempts_max).
+//   * GroupReader — after quiescence reads every user's inbox (inbox.Range
+//     pages) and records a server_final with group-aware copies.
+//   * GroupWorkload — adds users and the reader after the deployment's nodes.
+// Bounded: users ≤ kGroupWorkloadUsersMax, pages, attempts. Deterministic:
+// every draw is a node's Runtime rng.
+#pragma once
+
+#include "sim/sim_only.h"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "checkers/history.h"
+#include "nodes/logic/msg/msg_service.h"
+#include "nodes/rpc/router.h"
+#include "sim/deployment_builder.h"
+#include "sim/simulation.h"
+#include "sim/workload/messaging_workload.h"
+
+namespace wx::sim::workload {
+
+inline constexpr size_t kGroupWorkloadUsersMax = 10'000;
+inline constexpr int kGroupReaderPagesMax = 10'000;
+
+// A stored message as the checker's copy, group messages included.
+checkers::messaging::MessageCopy to_group_copy(const msg::MessageRecord& m);
+
+class GroupRecorder {
+ public:
+  GroupRecorder(Simulation& sim, HistoryLog& log) : sim_(sim), log_(log) {}
+  msg::GroupMembersObserver members_observer();
+  msg::GroupAckObserver ack_observer();
+  // Every group message with a members fact has acks for all its recipients.
+  bool drained() const;
+  // Kernel time of the ack that completed each message (message id → time).
+  const std::map<std::string, TimePoint>& completed_at() const { return completed_at_; }
+  void record_invoke(const std::string& process, uint64_t op_id, uint64_t user, uint64_t group,
+                     const std::string& cmid, uint64_t body_hash);
+  void record_completion(const std::string& process, uint64_t op_id, checkers::messaging::Outcome outcome,
+                         const std::string& message_id, const std::string& error);
+  void record_server_final(uint64_t user, const std::vector<msg::MessageRecord>& inbox, uint64_t last_seq);
+  checkers::messaging::History& history() { return log_.history(); }
+
+ private:
+  struct Progress {
+    std::set<uint64_t> expected, stored;
+  };
+  Simulation& sim_;
+  HistoryLog& log_;
+  std::map<std::string, Progress> progress_;  // by message id
+  std::map<std::string, TimePoint> completed_at_;
+};
+
+struct GroupSpec {
+  uint64_t group_id = 0;
+  std::vector<uint64_t> members;  // members[0] creates it
+  std::vector<uint64_t> senders;  // members that send to it
+};
+
+struct GroupWorkloadConfig {
+  std::vector<GroupSpec> groups;
+  Duration send_interval_mean = seconds(5);  // per sending user, Poisson
+  std::string client_datacenter = "dc1";
+  std::string client_zone = "clients";
+  Duration call_timeout = seconds(3);
+  Duration retry_pause = milliseconds(200);
+  int attempts_max = 10;
+  std::function<std::string(uint64_t uid)> ticket_for;
+};
+
+class GroupUser final : public Node {
+ public:
+  GroupUser(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality, uint64_t uid,
+            std::string ticket, std::vector<GroupSpec> to_create, std::vector<uint64_t> send_groups,
+            const GroupWorkloadConfig* config, GroupRecorder* recorder);
+  void start() override;
+  std::string_view kind() const override { return "group-user"; }
+  bool created() const { return created_; }
+  void start_traffic();
+  void stop_traffic() { stopped_ = true; }
+  bool idle() const { return !sending_; }
+  // One send (tests): attempts with one client message id; the final status.
+  Task<msg::MsgCode> send_once(uint64_t group, std::string body, std::string* message_id);
+  uint64_t sends_ok() const { return sends_ok_; }
+
+ private:
+  Task<void> create_loop();
+  Task<void> send_loop();
+  Runtime& rt_;
+  rpc::RpcEndpoint endpoint_;
+  rpc::Router router_;
+  uint64_t uid_;
+  std::string ticket_;
+  std::string process_;
+  std::vector<GroupSpec> to_create_;
+  std::vector<uint64_t> send_groups_;
+  const GroupWorkloadConfig* config_;
+  GroupRecorder* recorder_;
+  bool created_ = false, stopped_ = false, sending_ = false, traffic_ = false;
+  uint64_t next_cmid_ = 1, next_op_ = 1, sends_ok_ = 0;
+};
+
+class GroupReader final : public Node {
+ public:
+  GroupReader(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
+              std::vector<uint64_t> uids, GroupRecorder* recorder);
+  void start() override { endpoint_.start(); }
+  std::string_view kind() const override { return "group-reader"; }
+  void read_all() { rt_.spawn(read_loop(), "group-reader"); }
+  bool done() const { return done_; }
+  bool failed() const { return failed_; }
+
+ private:
+  Task<void> read_loop();
+  Runtime& rt_;
+  rpc::RpcEndpoint endpoint_;
+  rpc::Router router_;
+  std::vector<uint64_t> uids_;
+  GroupRecorder* recorder_;
+  bool done_ = false, failed_ = false;
+};
+
+class GroupWorkload {
+ public:
+  GroupWorkload(Simulation& sim, SimDeployment& deployment, GroupWorkloadConfig config, GroupRecorder& recorder);
+  const std::vector<uint64_t>& uids() const { return uids_; }
+  GroupUser* user(uint64_t uid);
+  bool all_created();
+  void start_traffic();
+  void stop_traffic();
+  bool all_idle();
+  // Stop, wait idle, wait until the fan-out drained, `settle`, read every
+  // inbox. False (with `why`) if a phase missed `limit`.
+  bool finish(Duration settle, TimePoint limit, std::string* why);
+
+ private:
+  Simulation& sim_;
+  GroupWorkloadConfig config_;
+  GroupRecorder& recorder_;
+  std::vector<uint64_t> uids_;
+  std::map<uint64_t, NodeId> users_;
+  NodeId reader_;
+};
+
+}  // namespace wx::sim::workload

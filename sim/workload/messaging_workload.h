@@ -1,0 +1,202 @@
+// The messaging workload: simulated users of the 1:1 messaging slice, and the
+// recorder that turns what they and the servers did into a history for the
+// messaging checker (checkers/messaging.h, docs/messaging-history.md).
+//
+//   * HistoryLog — a client::HistoryRecorder that stamps every event with the
+//     SIMULATOR's true time (kernel time, not a node's skewed clock), so all
+//     events of a history share one clock. Also records the msg service's
+//     acks (MsgServiceConfig::ack_observer → ack_observer()).
+//   * SimUser — one node per user (one device, process "c<uid>"): a
+//     MessagingClient over a Router on the deployment's directory — through
+//     the access layer (a long connection: AccessLink, pushes → notify-driven
+//     syncs) when the deployment has access nodes, else straight to the msg
+//     service (MessagingWorkloadConfig::path overrides); sends to a
+//     random contact at Poisson times (Runtime::rng().exponential), syncs
+//     every sync_interval; stop_traffic() ends both loops; final_sync() syncs
+//     until nothing is new and records the client's final state.
+//   * ServerReader — a node that, after quiescence, reads every user's inbox
+//     through inbox.Range (paging) and records a server_final per user with
+//     versions {"messages": last stored seq}.
+//   * MessagingWorkload — adds the users (in a client zone outside every
+//     datacenter zone the deployment uses, so outages hit servers only) and
+//     the reader to a simulation whose deployment is already laid out, and
+//     drives the end phase (stop, quiescence, final states).
+//
+// Deterministic: the contact graph comes from the simulation's derived
+// stream "msg-workload-contacts"; every other draw is a node's Runtime rng.
+// Bounded: users ≤ kWorkloadUsersMax, contacts ≤ kContactsPerUserMax, every
+// loop ends on stop_traffic() or its page/attempt limits.
+#pragma once
+
+#include "sim/sim_only.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "checkers/history.h"
+#include "nodes/client/messaging_client.h"
+#include "nodes/rpc/router.h"
+#include "sim/deployment_builder.h"
+#include "sim/simulation.h"
+
+namespace wx::sim::workload {
+
+inline constexpr size_t kWorkloadUsersMax = 10'000;
+inline constexpr size_t kContactsPerUserMax = 64;
+// Final phase: rounds of syncing before a user gives up reaching a quiet state.
+inline constexpr int kFinalSyncRoundsMax = 50;
+// Inbox pages read per user by the final reader (100 messages each).
+inline constexpr int kReaderPagesMax = 10'000;
+
+// The checker's copy of a message record.
+checkers::messaging::MessageCopy to_copy(const msg::MessageRecord& m);
+
+class HistoryLog final : public client::HistoryRecorder {
+ public:
+  explicit HistoryLog(Simulation& sim) : sim_(sim) {}
+  // Every event is stamped with the kernel's time; the client's t_ns is
+  // ignored.
+  void invoke_send(const std::string& process, int64_t t_ns, uint64_t op_id, const client::SendOp& op) override;
+  void invoke_sync(const std::string& process, int64_t t_ns, uint64_t op_id, const client::SyncOp& op) override;
+  void complete(const std::string& process, int64_t t_ns, uint64_t op_id, client::OpKind kind,
+                const client::OpResult& result) override;
+  void final_state(const std::string& process, int64_t t_ns, uint64_t user,
+                   const std::vector<msg::MessageRecord>& messages, const client::SyncKey& key) override;
+  void server_final(const std::string& process, uint64_t user, const std::vector<msg::MessageRecord>& inbox,
+                    const client::SyncKey& versions);
+  // The msg service's ack hook (process "msg-<node id>").
+  std::function<void(NodeId, const msg::AckRecord&)> ack_observer();
+  const checkers::messaging::History& history() const { return history_; }
+  checkers::messaging::History& history() { return history_; }
+
+ private:
+  Simulation& sim_;
+  checkers::messaging::History history_;
+};
+
+// How simulated users reach the msg service. automatic: long_connection if
+// the deployment lists access instances, else direct (so a deployment
+// without access nodes — tests/logic/msg_sim_test.cc — runs as before).
+enum class UserPath : uint8_t { automatic, direct, long_connection, short_connection };
+
+struct MessagingWorkloadConfig {
+  size_t users = 100;
+  uint64_t uid_base = 1000;  // users are uid_base, uid_base + 1, ...
+  size_t contacts_per_user = 4;
+  Duration send_interval_mean = seconds(5);  // per user, Poisson
+  Duration sync_interval = seconds(3);
+  std::string client_datacenter = "dc1";
+  std::string client_zone = "clients";  // not a zone of the deployment
+  client::MessagingClientConfig client;  // uid, ticket, process and path are filled in per user
+  UserPath path = UserPath::automatic;
+  // The long connection's timers; uid, ticket, datacenter (client_datacenter)
+  // and preferred zone (the deployment's zones of that datacenter, round
+  // robin over the users) are filled in per user.
+  client::AccessLinkConfig access;
+  // Ticket for a uid (the test issues it from the KeyRing the services use).
+  std::function<std::string(uint64_t uid)> ticket_for;
+};
+
+class SimUser final : public Node {
+ public:
+  // `link` is used only when config.path is long_connection.
+  SimUser(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
+          client::MessagingClientConfig config, client::AccessLinkConfig link, std::vector<uint64_t> contacts,
+          Duration send_mean, Duration sync_interval, client::HistoryRecorder* recorder);
+  void start() override;
+  std::string_view kind() const override { return "sim-user"; }
+
+  void stop_traffic() { stopped_ = true; }
+  // Offline (no sends, no syncs, no connection) until set_offline(false);
+  // then the client reconnects and syncs.
+  void set_offline(bool offline);
+  bool offline() const { return offline_; }
+  // The long connection (nullptr on the other paths).
+  client::AccessLink* link() { return link_.get(); }
+  // No send in flight and no sync running.
+  bool idle() const { return !sending_ && !client_.syncing(); }
+  // Starts the final sync; final_done() once the final state is recorded.
+  void final_sync();
+  bool final_done() const { return final_done_; }
+  client::MessagingClient& client() { return client_; }
+  const std::vector<uint64_t>& contacts() const { return contacts_; }
+
+ private:
+  Task<void> send_loop();
+  Task<void> sync_loop();
+  Task<void> final_loop();
+
+  Runtime& rt_;
+  rpc::RpcEndpoint endpoint_;
+  rpc::Router router_;
+  std::unique_ptr<client::AccessLink> link_;
+  client::MessagingClient client_;
+  std::vector<uint64_t> contacts_;
+  Duration send_mean_;
+  Duration sync_interval_;
+  bool stopped_ = false;
+  bool offline_ = false;
+  bool sending_ = false;
+  bool final_done_ = false;
+  uint64_t body_counter_ = 0;
+};
+
+class ServerReader final : public Node {
+ public:
+  ServerReader(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
+               std::vector<uint64_t> uids, HistoryLog* recorder);
+  void start() override;
+  std::string_view kind() const override { return "server-reader"; }
+  // Reads every inbox and records server_final events; done() after.
+  void read_all();
+  bool done() const { return done_; }
+  bool failed() const { return failed_; }
+
+ private:
+  Task<void> read_loop();
+  Runtime& rt_;
+  rpc::RpcEndpoint endpoint_;
+  rpc::Router router_;
+  std::vector<uint64_t> uids_;
+  HistoryLog* recorder_;
+  bool done_ = false;
+  bool failed_ = false;
+};
+
+class MessagingWorkload {
+ public:
+  // Adds the users and the reader to `sim` (after the deployment's nodes);
+  // start them with deployment.start_all().
+  MessagingWorkload(Simulation& sim, SimDeployment& deployment, MessagingWorkloadConfig config, HistoryLog& log);
+
+  const std::vector<uint64_t>& uids() const { return uids_; }
+  const std::vector<NodeId>& user_nodes() const { return users_; }
+  NodeId reader_node() const { return reader_; }
+  // The path the users were given (automatic resolved).
+  UserPath path() const { return config_.path; }
+  SimUser* user(size_t i) { return sim_.node_as<SimUser>(users_[i]); }
+
+  void stop_traffic();
+  // Every user idle (no send or sync in flight).
+  bool all_idle();
+  // Runs: stop traffic, wait until idle (≤ limit), `settle` more, read the
+  // servers' final states, then every user's final sync. False (with `why`)
+  // if a phase did not finish by `limit`.
+  bool finish(Duration settle, TimePoint limit, std::string* why);
+
+  // Sums over the users' clients.
+  client::MessagingClient::Stats totals();
+
+ private:
+  Simulation& sim_;
+  SimDeployment& deployment_;
+  MessagingWorkloadConfig config_;
+  std::vector<uint64_t> uids_;
+  std::vector<NodeId> users_;
+  NodeId reader_;
+};
+
+}  // namespace wx::sim::workload
