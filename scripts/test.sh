@@ -3,8 +3,47 @@
 # through ctest — C++ unit and simulation tests, the production-mode tests
 # on 127.0.0.1, and the seam checks. (Python and notebook tests join here
 # when the bindings exist.) Exits non-zero if any test fails.
+#
+#   scripts/test.sh [ctest args...]
+#   scripts/test.sh --sanitize [ctest args...]
+#
+# --sanitize: the same set-up, then a second build with AddressSanitizer and
+# UndefinedBehaviorSanitizer (-DWXSIM_SANITIZE=ON, RelWithDebInfo) in
+# build-sanitize/ ($WXSIM_SANITIZE_BUILD_DIR), and the runtime, simulation,
+# storage, RPC, logic, access, deployment and checker tests under it (ctest
+# labels). Any sanitizer report aborts its test. Seeded sweeps run fewer seeds there ($WX_SEEDS, default below);
+# set WX_SEEDS yourself for a deeper sanitized sweep.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${WXSIM_BUILD_DIR:-$ROOT/build}"
+JOBS="${WXSIM_JOBS:-$(nproc)}"
+
+SANITIZE=0
+if [[ ${1:-} == --sanitize ]]; then
+  SANITIZE=1
+  shift
+fi
+
 "$ROOT/scripts/setup.sh"
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j "${WXSIM_JOBS:-$(nproc)}" "$@"
+
+if ((!SANITIZE)); then
+  ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" "$@"
+  exit
+fi
+
+SAN_DIR="${WXSIM_SANITIZE_BUILD_DIR:-$ROOT/build-sanitize}"
+echo "test: sanitizer build in $SAN_DIR"
+cmake -S "$ROOT" -B "$SAN_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWXSIM_SANITIZE=ON \
+  -DWXSIM_BUILD_BENCH=OFF -DPython3_EXECUTABLE=/usr/bin/python3 >/dev/null
+cmake --build "$SAN_DIR" -j "$JOBS"
+
+# Sweeps default to hundreds of seeds, sized for the normal build; under the
+# sanitizers each seed is several times slower, so CI runs a prefix.
+export WX_SEEDS="${WX_SEEDS:-10}"
+# Every finding is fatal and printed with its stack. detect_leaks: LeakSanitizer
+# at exit. detect_stack_use_after_return: also catches a coroutine or callback
+# keeping a pointer into a returned stack frame.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+echo "test: sanitized run, WX_SEEDS=$WX_SEEDS"
+ctest --test-dir "$SAN_DIR" --output-on-failure -j "$JOBS" -L '^(runtime|sim|storage|rpc|logic|access|deploy|checkers)$' "$@"
