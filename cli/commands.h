@@ -6,9 +6,14 @@
 
 namespace wx::cli {
 
-// `wxsim demo`: the default outage scenario in simulation — an RPC echo
-// service in three zones through a zone outage, a crash and a partition;
-// prints a report and the trace hash.
+// `wxsim demo`: the default outage scenario in simulation — the messaging
+// product (every service in three zones; 1:1 chat over access long
+// connections and group chats) through a zone power loss; prints a report
+// with per-phase availability, the messaging checker's verdict and the trace
+// hash. Options: --seed, --users, --groups, --duration, --outage-start,
+// --outage-for, --zone, --rate (sends per user per minute), --trace-out,
+// --history-out, --log-level. Exit 0: every check passed; 1: one failed;
+// 2: a bad option.
 void add_demo_command(CLI::App& app, int& exit_code);
 
 // `wxsim node`: runs one node on real sockets (production mode).

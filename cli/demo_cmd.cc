@@ -1,47 +1,90 @@
 // `wxsim demo`: the default outage scenario, built in until YAML scenarios
-// exist (`wxsim run`, a later issue).
+// exist (`wxsim run`, a later issue): the messaging product through a zone
+// power loss, judged by the messaging checker.
 //
-// One datacenter "sh" with three zones. In each zone: an RPC echo server
-// (4 workers, 200 us of service cost per call) and an open-loop client
-// calling the echo service through the zone-aware router (own zone first,
-// fail-over for this idempotent method, 200 ms deadline). The timeline, as
-// fractions of the run:
-//   20 %  zone sh-b loses power (servers and clients in it, silently)
-//   40 %  zone sh-b comes back
-//   50 %  the echo server of sh-c crashes (a process crash: peers get resets)
-//   60 %  it restarts
-//   70 %  the echo server of sh-a is partitioned from everything else
-//   85 %  the partition heals
-// The report shows each client's availability per second of simulated
-// time, latencies, retries and fail-overs, and the trace hash that a rerun
-// with the same seed reproduces.
+// One datacenter "dc1" with zones a, b, c; in every zone every service: a KV
+// replica of the one shard, seqsvr, account, contacts, inbox, msg, access,
+// group and fan-out (deploy::single_datacenter_spec() plus the logic roles,
+// one instance per zone, one ticket key ring shared by msg, access and
+// group). The users live in a client zone outside the datacenter's zones, so
+// the outage hits servers only:
+//   * --users simulated users (uids 1000, 1001, ...) chat 1:1 with 4 random
+//     contacts each over a long connection to an access node (heartbeats,
+//     payload-less notifies → notify-driven syncs, plus a periodic sync every
+//     3 s); sends at Poisson times, --rate sends per user per minute;
+//   * --groups group chats of 3–30 members drawn from a separate pool of
+//     group-only users (uids 100000, ...; a GroupUser and a 1:1 SimUser
+//     would both record as process "c<uid>", so the two workloads use
+//     disjoint users); the first 3 members of each group send to it through
+//     msg.GroupSend at the same --rate; the fan-out workers deliver.
+// Timeline: zone --zone loses power (every node in it, silently) at
+// --outage-start and is restored --outage-for later; traffic stops at
+// --duration; then quiescence: group fan-out drained, every inbox read by a
+// server reader, every 1:1 user's final sync. The recorded history
+// (checkers/history.h) is judged by checkers::messaging::check_messaging
+// (group-only users make no client syncs, so recipients are judged on the
+// servers' final inboxes where no client final exists).
+//
+// The report: set-up, fault timeline, per-phase (before / during / after the
+// outage) send availability and latency, ack → held latency, messages sent /
+// acknowledged / delivered, the checker's verdict per check, simulation
+// speed, trace hash and a reproduce line. Exit 0 when every check passes, 1
+// when one fails (or the run could not finish), 2 on bad options.
 #include <algorithm>
+#include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "checkers/history_json.h"
+#include "checkers/messaging.h"
 #include "cli/commands.h"
-#include "nodes/echo/echo.pb.h"
-#include "nodes/echo/rpc_echo.h"
-#include "nodes/rpc/load_client.h"
-#include "sim/faults.h"
+#include "nodes/deploy/deployment.h"
+#include "nodes/logic/ticket/ticket.h"
+#include "sim/deployment_builder.h"
 #include "sim/simulation.h"
+#include "sim/workload/demo_workload.h"
+#include "sim/workload/group_workload.h"
+#include "sim/workload/messaging_workload.h"
 
 namespace wx::cli {
 
 namespace {
 
+namespace cm = checkers::messaging;
+namespace wl = sim::workload;
+
+constexpr uint64_t kUidBase = 1000;
+constexpr uint64_t kGroupUidBase = 100'000;
+constexpr size_t kUsersMax = 10'000;
+constexpr size_t kGroupsMax = 1'000;
+constexpr size_t kGroupSizeMin = 3, kGroupSizeMax = 30, kGroupSendersMax = 3;
+constexpr double kRateMax = 600;  // sends per user per minute
+constexpr Duration kSettle = seconds(5);
+constexpr Duration kEndLimit = seconds(900);  // simulated time allowed for the end phase
+constexpr size_t kViolationsShown = 3;
+
+// Numbers are taken as text and parsed here (std::from_chars: locale-free),
+// so that a bad value gets this command's message and exit 2.
 struct DemoOptions {
-  uint64_t seed = 42;
-  std::string duration = "10s";
-  double rate = 200;
-  int attempts = 3;
+  std::string seed = "42";
+  std::string users = "200";
+  std::string groups = "10";
+  std::string duration = "3m";
+  std::string outage_start = "1m";
+  std::string outage_for = "1m";
+  std::string zone = "b";
+  std::string rate = "6";  // sends per user per minute
   std::string trace_out;
+  std::string history_out;
   std::string log_level = "warn";
 };
 
@@ -52,6 +95,29 @@ std::optional<LogLevel> parse_level(const std::string& s) {
   return std::nullopt;
 }
 
+int bad(const std::string& message) {
+  fmt::print(stderr, "wxsim demo: {}\n", message);
+  return 2;
+}
+
+template <typename T>
+std::optional<T> parse_number(const std::string& text) {
+  T v{};
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc() || p != end) return std::nullopt;
+  return v;
+}
+
+ticket::KeyRingConfig ring_config() {
+  ticket::KeyRingConfig c;
+  std::string s;
+  for (size_t i = 0; i < ticket::kTicketKeyBytes; ++i) s.push_back(static_cast<char>(0x41 + 7 * i));
+  c.keys.push_back({1, s});
+  c.current_key_id = 1;
+  return c;
+}
+
 Duration percentile(std::vector<int64_t> v, double p) {
   if (v.empty()) return Duration::zero();
   std::sort(v.begin(), v.end());
@@ -59,200 +125,380 @@ Duration percentile(std::vector<int64_t> v, double p) {
   return nanoseconds(v[idx]);
 }
 
-int run_demo(const DemoOptions& opt) {
-  const auto duration = parse_duration(opt.duration);
+std::vector<wl::GroupSpec> make_groups(sim::Simulation& sim, size_t groups, size_t pool) {
+  Rng rng = sim.derive_rng("demo-groups");
+  std::vector<wl::GroupSpec> out;
+  for (size_t g = 0; g < groups; ++g) {
+    wl::GroupSpec s;
+    s.group_id = 1 + g;
+    const size_t size = kGroupSizeMin + rng.uniform(kGroupSizeMax - kGroupSizeMin + 1);
+    std::vector<uint64_t> members;  // the creator first, in draw order
+    std::set<uint64_t> seen;
+    while (members.size() < size) {
+      const uint64_t uid = kGroupUidBase + rng.uniform(pool);
+      if (seen.insert(uid).second) members.push_back(uid);
+    }
+    s.members = members;
+    for (size_t i = 0; i < kGroupSendersMax && i < members.size(); ++i) s.senders.push_back(members[i]);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// --- what the history says, per phase ------------------------------------------------
+
+struct PhaseStats {
+  uint64_t attempted = 0, ok = 0;
+  std::vector<int64_t> send_ns;  // first attempt's invoke → ok completion
+  std::vector<int64_t> held_ns;  // server ack → recipient holds it (1:1) / every member's inbox has it (group)
+};
+
+struct Analysis {
+  PhaseStats one[3], group[3];
+  uint64_t copies_in_server_inboxes = 0;  // (message, recipient) pairs, sender's own copies excluded
+  uint64_t held_by_clients = 0;           // 1:1 (message, recipient) pairs in the recipients' final states
+};
+
+// A logical message: every attempt of one (process, client message id).
+struct SendTrack {
+  int64_t first_invoke = -1;
+  int64_t ok_at = -1;
+  std::string message_id;
+  cm::Conversation to;
+  uint64_t sender = 0;
+};
+
+Analysis analyse(const cm::History& h, int64_t outage_start, int64_t outage_end,
+                 const std::map<std::string, TimePoint>& group_completed) {
+  auto phase_of = [&](int64_t t) { return t < outage_start ? 0 : t < outage_end ? 1 : 2; };
+  std::map<std::pair<std::string, uint64_t>, std::string> op_cmid;  // (process, op) → cmid
+  std::map<std::pair<std::string, std::string>, SendTrack> sends;    // (process, cmid)
+  std::map<std::string, int64_t> acked_at;                           // message id → first ack
+  std::map<std::pair<std::string, uint64_t>, int64_t> held_at;       // (message id, recipient) → first sync
+  Analysis a;
+  for (const cm::Event& e : h) {
+    if (const auto* inv = std::get_if<cm::Invoke>(&e.body)) {
+      if (const auto* s = std::get_if<cm::SendRequest>(&inv->request)) {
+        op_cmid[{e.process, inv->op_id}] = s->client_msg_id;
+        SendTrack& t = sends[{e.process, s->client_msg_id}];
+        if (t.first_invoke < 0) t.first_invoke = e.t_ns;
+        t.to = s->to;
+        t.sender = s->user;
+      }
+    } else if (const auto* c = std::get_if<cm::Completion>(&e.body)) {
+      if (c->op == cm::OpKind::send && c->outcome == cm::Outcome::ok && c->result) {
+        auto it = op_cmid.find({e.process, c->op_id});
+        if (it == op_cmid.end()) continue;
+        SendTrack& t = sends[{e.process, it->second}];
+        if (t.ok_at < 0) {
+          t.ok_at = e.t_ns;
+          if (const auto* r = std::get_if<cm::SendResult>(&*c->result)) t.message_id = r->message_id;
+        }
+      } else if (c->op == cm::OpKind::sync && c->outcome == cm::Outcome::ok && c->result) {
+        if (const auto* r = std::get_if<cm::SyncResult>(&*c->result)) {
+          for (const cm::MessageCopy& m : r->messages) held_at.try_emplace({m.message_id, m.recipient}, e.t_ns);
+        }
+      }
+    } else if (const auto* ack = std::get_if<cm::SendAck>(&e.body)) {
+      acked_at.try_emplace(ack->message_id, e.t_ns);
+    } else if (const auto* sf = std::get_if<cm::ServerFinal>(&e.body)) {
+      for (const cm::MessageCopy& m : sf->inbox) {
+        if (m.sender != m.recipient) ++a.copies_in_server_inboxes;
+      }
+    } else if (const auto* cf = std::get_if<cm::ClientFinal>(&e.body)) {
+      for (const cm::MessageCopy& m : cf->messages) {
+        if (m.sender != m.recipient) ++a.held_by_clients;
+      }
+    }
+  }
+  for (const auto& [key, t] : sends) {
+    if (t.first_invoke < 0) continue;
+    const bool group = t.to.kind == cm::ConversationKind::group;
+    PhaseStats& p = (group ? a.group : a.one)[phase_of(t.first_invoke)];
+    ++p.attempted;
+    if (t.ok_at < 0) continue;
+    ++p.ok;
+    p.send_ns.push_back(t.ok_at - t.first_invoke);
+    auto ack = acked_at.find(t.message_id);
+    const int64_t from = ack != acked_at.end() ? ack->second : t.ok_at;
+    if (group) {
+      auto done = group_completed.find(t.message_id);
+      if (done != group_completed.end()) p.held_ns.push_back(std::max<int64_t>(0, done->second.ns() - from));
+    } else {
+      auto held = held_at.find({t.message_id, t.to.id});
+      if (held != held_at.end()) p.held_ns.push_back(std::max<int64_t>(0, held->second - from));
+    }
+  }
+  return a;
+}
+
+std::string ratio(uint64_t ok, uint64_t all) {
+  if (all == 0) return "-";
+  return fmt::format("{:.4f}", static_cast<double>(ok) / static_cast<double>(all));
+}
+
+std::string pct(const std::vector<int64_t>& v, double p) {
+  return v.empty() ? std::string("-") : to_string(percentile(v, p));
+}
+
+int run_demo(const DemoOptions& text) {
+  // --- validation: every option, before anything runs --------------------------------
+  struct {
+    uint64_t seed = 0;
+    size_t users = 0, groups = 0;
+    double rate = 0;
+    std::string duration, outage_start, outage_for, zone, trace_out, history_out, log_level;
+  } opt;
+  const auto seed = parse_number<uint64_t>(text.seed);
+  const auto users = parse_number<size_t>(text.users);
+  const auto groups_n = parse_number<size_t>(text.groups);
+  const auto rate = parse_number<double>(text.rate);
+  if (!seed) return bad(fmt::format("--seed '{}': expected an unsigned 64-bit integer", text.seed));
+  if (!users || *users < 2 || *users > kUsersMax) {
+    return bad(fmt::format("--users '{}': expected 2 to {} simulated users", text.users, kUsersMax));
+  }
+  if (!groups_n || *groups_n > kGroupsMax) {
+    return bad(fmt::format("--groups '{}': expected 0 to {} group chats", text.groups, kGroupsMax));
+  }
+  if (!rate || !(*rate > 0 && *rate <= kRateMax)) {
+    return bad(fmt::format("--rate '{}': expected sends per user per minute, a number in (0, {}]", text.rate,
+                           kRateMax));
+  }
+  opt.seed = *seed;
+  opt.users = *users;
+  opt.groups = *groups_n;
+  opt.rate = *rate;
+  opt.duration = text.duration;
+  opt.outage_start = text.outage_start;
+  opt.outage_for = text.outage_for;
+  opt.zone = text.zone;
+  opt.trace_out = text.trace_out;
+  opt.history_out = text.history_out;
+  opt.log_level = text.log_level;
   const auto level = parse_level(opt.log_level);
-  if (!duration || *duration < seconds(1)) {
-    std::fprintf(stderr, "wxsim demo: --duration '%s': expected a duration of at least 1s, such as 10s or 1m30s\n",
-                 opt.duration.c_str());
-    return 2;
+  const auto duration = parse_duration(opt.duration);
+  const auto outage_start = parse_duration(opt.outage_start);
+  const auto outage_for = parse_duration(opt.outage_for);
+  if (!duration || *duration < seconds(10) || *duration > minutes(60)) {
+    return bad(fmt::format("--duration '{}': expected a duration from 10s to 1h, such as 3m or 90s", opt.duration));
   }
-  if (!(opt.rate > 0 && opt.rate <= 100'000)) {
-    fmt::print(stderr, "wxsim demo: --rate {}: expected calls per second per client in (0, 100000]\n", opt.rate);
-    return 2;
+  if (!outage_start || *outage_start < Duration::zero() || *outage_start >= *duration) {
+    return bad(fmt::format("--outage-start '{}': expected a duration before the end of the traffic (--duration {}), "
+                           "such as 1m",
+                           opt.outage_start, opt.duration));
   }
-  if (opt.attempts < 1 || opt.attempts > 10) {
-    std::fprintf(stderr, "wxsim demo: --attempts %d: expected 1 to 10 attempts per call\n", opt.attempts);
-    return 2;
+  if (!outage_for || *outage_for < seconds(1) || *outage_start + *outage_for > *duration) {
+    return bad(fmt::format("--outage-for '{}': expected a duration of at least 1s that ends by --duration {} "
+                           "(outage starts at {})",
+                           opt.outage_for, opt.duration, opt.outage_start));
   }
-  if (!level) {
-    std::fprintf(stderr, "wxsim demo: --log-level '%s': expected debug, info, warn, error or off\n",
-                 opt.log_level.c_str());
-    return 2;
+  if (opt.zone != "a" && opt.zone != "b" && opt.zone != "c") {
+    return bad(fmt::format("--zone '{}': expected a, b or c (the zone that loses power)", opt.zone));
+  }
+  if (!level) return bad(fmt::format("--log-level '{}': expected debug, info, warn, error or off", opt.log_level));
+  std::ofstream trace_file, history_file;
+  if (!opt.trace_out.empty()) {
+    trace_file.open(opt.trace_out);
+    if (!trace_file) return bad(fmt::format("--trace-out '{}': cannot open for writing", opt.trace_out));
+  }
+  if (!opt.history_out.empty()) {
+    history_file.open(opt.history_out);
+    if (!history_file) return bad(fmt::format("--history-out '{}': cannot open for writing", opt.history_out));
   }
 
+  const std::string reproduce = fmt::format(
+      "wxsim demo --seed {} --users {} --groups {} --duration {} --outage-start {} --outage-for {} --zone {} --rate {}",
+      opt.seed, opt.users, opt.groups, opt.duration, opt.outage_start, opt.outage_for, opt.zone, opt.rate);
+  const auto wall0 = std::chrono::steady_clock::now();
+
+  // --- the world ---------------------------------------------------------------------
   sim::SimConfig cfg;
   cfg.seed = opt.seed;
   cfg.log_level = *level;
   cfg.trace_records_max = opt.trace_out.empty() ? 0 : size_t{1} << 22;
   sim::Simulation sim(cfg);
+  wl::HistoryLog log(sim);
+  wl::GroupRecorder recorder(sim, log);
+  ticket::KeyRing ring{ring_config()};
+  const Duration ticket_ttl = *duration + kEndLimit + minutes(10);
 
-  const std::string dc = "sh";
-  const std::vector<std::string> zones = {"sh-a", "sh-b", "sh-c"};
-  rpc::ServiceDirectory dir;
-  std::vector<NodeId> servers, clients;
-  for (const std::string& z : zones) {
-    echo::RpcEchoConfig sc;
-    sc.server.workers = 4;
-    sc.cost = microseconds(200);
-    sc.zone = z;
-    NodeId id = sim.add_node({"echo-" + z, sim::Placement{dc, z, ""},
-                              [sc](Runtime& rt) { return std::make_unique<echo::RpcEchoServer>(rt, sc); }});
-    servers.push_back(id);
-    dir.add(echo::kEchoService, rpc::Instance{id, dc, z});
+  deploy::DeploymentSpec spec = deploy::single_datacenter_spec();
+  for (deploy::Role r : {deploy::Role::msg, deploy::Role::access, deploy::Role::group, deploy::Role::fanout}) {
+    spec.instances_per_zone[r] = 1;
   }
-  // Outcomes per client zone, kept here so that they survive the clients.
-  std::map<std::string, std::vector<rpc::CallRecord>> outcomes;
-  echo::EchoRequest req;
-  req.set_payload(std::string(256, 'x'));
-  for (const std::string& z : zones) {
-    rpc::LoadConfig lc;
-    lc.service = echo::kEchoService;
-    lc.method = echo::kEchoMethod;
-    lc.request = req.SerializeAsString();
-    lc.rate_per_s = opt.rate;
-    lc.duration = *duration;
-    lc.options.timeout = milliseconds(200);
-    lc.directory = dir;
-    lc.self = rpc::Locality{dc, z};
-    lc.router.attempts_max = opt.attempts;
-    lc.records_max = 0;
-    std::vector<rpc::CallRecord>* sink = &outcomes[z];
-    lc.on_record = [sink](const rpc::CallRecord& r) { sink->push_back(r); };
-    clients.push_back(sim.add_node({"client-" + z, sim::Placement{dc, z, ""},
-                                    [lc](Runtime& rt) { return std::make_unique<rpc::LoadClient>(rt, lc); }}));
-  }
-  for (NodeId id : servers) sim.start(id);
-  for (NodeId id : clients) sim.start(id);
+  spec.templates.msg.keys = ring_config();
+  spec.templates.access.keys = ring_config();
+  spec.templates.group.keys = ring_config();
+  spec.templates.msg.ack_observer = log.ack_observer();
+  spec.templates.msg.group_members_observer = recorder.members_observer();
+  spec.templates.msg.group_ack_observer = recorder.ack_observer();
+  spec.templates.fanout.group_members_observer = recorder.members_observer();
+  spec.templates.fanout.group_ack_observer = recorder.ack_observer();
+  auto deployment_desc = std::make_shared<const deploy::Deployment>(spec);
+  sim::SimDeployment deployment(sim, deployment_desc);
+  size_t zone_nodes = 0;
+  for (const deploy::NodeDesc& n : deployment_desc->nodes()) zone_nodes += n.zone == opt.zone ? 1 : 0;
 
-  const TimePoint t0 = sim.now();
-  const Duration d = *duration;
+  const Duration send_mean = nanoseconds(static_cast<int64_t>(60e9 / opt.rate));
+  auto ticket_for = [&](uint64_t uid) { return *ring.issue(uid, sim.now(), ticket_ttl); };
+  wl::MessagingWorkloadConfig wc;
+  wc.users = opt.users;
+  wc.uid_base = kUidBase;
+  wc.contacts_per_user = 4;
+  wc.send_interval_mean = send_mean;
+  wc.sync_interval = seconds(3);
+  wc.path = wl::UserPath::long_connection;
+  wc.client.call_timeout = seconds(1);
+  wc.ticket_for = ticket_for;
+  wl::MessagingWorkload one_to_one(sim, deployment, wc, log);
+
+  std::unique_ptr<wl::GroupWorkload> groups;
+  if (opt.groups > 0) {
+    wl::GroupWorkloadConfig gc;
+    gc.groups = make_groups(sim, opt.groups, std::max<size_t>(kGroupSizeMax, opt.users));
+    gc.send_interval_mean = send_mean;
+    gc.ticket_for = ticket_for;
+    groups = std::make_unique<wl::GroupWorkload>(sim, deployment, gc, recorder);
+  }
+  // One reader for every user's inbox, each call with that user's ticket.
+  std::vector<wl::DemoReaderUser> readers;
+  for (uint64_t uid : one_to_one.uids()) readers.push_back({uid, ticket_for(uid), false});
+  if (groups) {
+    for (uint64_t uid : groups->uids()) readers.push_back({uid, ticket_for(uid), true});
+  }
+  const NodeId reader = wl::add_demo_reader(sim, deployment, std::move(readers), log, recorder);
+  deployment.start_all();
+
   struct Mark {
     TimePoint at;
     std::string what;
   };
   std::vector<Mark> timeline;
-  auto at = [&](int percent, std::string what, std::function<void()> action) {
-    sim.at(t0 + d * percent / 100, [&sim, &timeline, what = std::move(what), action = std::move(action)] {
-      action();
-      timeline.push_back({sim.now(), what});
-    });
-  };
-  sim::FaultId partition = 0;
-  at(20, "zone sh-b loses power (2 nodes, silently)", [&] { sim.faults().kill_zone("sh-b", dc); });
-  at(40, "zone sh-b restored", [&] { sim.faults().restore_zone("sh-b", dc); });
-  at(50, "echo-sh-c crashes (process crash: peers get resets)", [&] { sim.crash(servers[2]); });
-  at(60, "echo-sh-c restarts", [&] { sim.start(servers[2]); });
-  at(70, "echo-sh-a partitioned from everything else", [&] {
-    partition = sim.faults().partition({{sim::Selector(servers[0])}, {sim::Selector::datacenter(dc)}});
+  const TimePoint t0 = sim.now();
+  const TimePoint down_at = t0 + *outage_start, up_at = down_at + *outage_for, end_at = t0 + *duration;
+  sim.at(down_at, [&] {
+    sim.faults().kill_zone(opt.zone);
+    timeline.push_back({sim.now(), fmt::format("zone {} loses power ({} server nodes, silently)", opt.zone, zone_nodes)});
   });
-  at(85, "partition healed", [&] { sim.faults().heal(partition); });
+  sim.at(up_at, [&] {
+    (void)sim.faults().restore_zone(opt.zone);
+    timeline.push_back({sim.now(), fmt::format("zone {} restored (its nodes restart from their disks)", opt.zone)});
+  });
 
-  // Let calls issued just before the end complete or time out.
-  if (!sim.run_until(t0 + d + seconds(1))) {
-    std::fprintf(stderr, "wxsim demo: run failed at %s: %s\nreproduce: wxsim demo --seed %llu --duration %s\n",
-                 to_string(sim.now()).c_str(), sim.failure()->c_str(), static_cast<unsigned long long>(opt.seed),
-                 opt.duration.c_str());
+  auto fail_run = [&](const std::string& why) {
+    fmt::print(stderr, "wxsim demo: the run did not finish at {}: {}\nreproduce: {}\n", to_string(sim.now()), why,
+               reproduce);
     return 1;
-  }
-
-  // --- report ---------------------------------------------------------------
-  std::printf("wxsim demo: zone outage, crash and partition; echo service over RPC in 3 zones\n");
-  fmt::print("seed {}, {} simulated, {} calls/s per client, 200 ms deadline, up to {} attempts per call{}\n\n",
-             opt.seed, to_string(d), opt.rate, opt.attempts, opt.attempts == 1 ? " (no fail-over)" : "");
-  std::printf("timeline:\n");
-  for (const Mark& m : timeline) std::printf("  %10s  %s\n", to_string(m.at).c_str(), m.what.c_str());
-
-  const int64_t windows = d / seconds(1);
-  std::printf("\navailability per second (ok / calls issued in that second; '-' = client down):\n");
-  std::printf("  %-8s", "client");
-  for (int64_t w = 0; w < windows; ++w) std::printf(" %5llds", static_cast<long long>(w));
-  std::printf("\n");
-  uint64_t total = 0, total_ok = 0;
-  for (const std::string& z : zones) {
-    std::vector<uint64_t> ok(static_cast<size_t>(windows)), all(static_cast<size_t>(windows));
-    for (const rpc::CallRecord& r : outcomes[z]) {
-      const int64_t w = (r.sent_at - t0) / seconds(1);
-      if (w < 0 || w >= windows) continue;
-      ++all[static_cast<size_t>(w)];
-      if (r.code == rpc::StatusCode::ok) ++ok[static_cast<size_t>(w)];
+  };
+  if (groups) {
+    if (sim.run_until([&] { return groups->all_created(); }, end_at) && groups->all_created()) {
+      groups->start_traffic();
+      timeline.push_back({sim.now(), fmt::format("all {} groups created: group sends start", opt.groups)});
+    } else {
+      timeline.push_back({sim.now(), "groups not all created by the end of the traffic: no group sends"});
     }
-    std::printf("  %-8s", z.c_str());
-    for (int64_t w = 0; w < windows; ++w) {
-      const auto i = static_cast<size_t>(w);
-      if (all[i] == 0) {
-        std::printf(" %6s", "-");
-      } else {
-        fmt::print(" {:6.3f}", static_cast<double>(ok[i]) / static_cast<double>(all[i]));
-      }
-      total += all[i];
-      total_ok += ok[i];
-    }
-    std::printf("\n");
   }
-  fmt::print("  overall {:.4f} ({} of {} calls ok)\n",
-             total ? static_cast<double>(total_ok) / static_cast<double>(total) : 1.0, total_ok, total);
+  sim.run_until(end_at);
+  if (sim.failure()) return fail_run(*sim.failure());
+  timeline.push_back({sim.now(), "traffic stops; quiescence, then final states"});
 
-  std::printf("\n%-8s %7s %7s %8s %11s %10s %9s %9s\n", "client", "calls", "ok", "timeout", "unavailable",
-              "overloaded", "p50", "p99");
-  for (const std::string& z : zones) {
-    uint64_t n = 0, ok = 0, to = 0, un = 0, ov = 0;
-    std::vector<int64_t> lat;
-    for (const rpc::CallRecord& r : outcomes[z]) {
-      ++n;
-      switch (r.code) {
-        case rpc::StatusCode::ok: ++ok; lat.push_back(r.latency.ns()); break;
-        case rpc::StatusCode::timeout: ++to; break;
-        case rpc::StatusCode::unavailable: ++un; break;
-        case rpc::StatusCode::overloaded: ++ov; break;
-        default: break;
-      }
+  // --- end phase: stop, drain, read every inbox, final syncs ----------------------------
+  std::string why;
+  if (!wl::finish_demo(sim, one_to_one, groups.get(), recorder, reader, kSettle, sim.now() + kEndLimit, &why)) {
+    return fail_run(why);
+  }
+  if (sim.failure()) return fail_run(*sim.failure());
+  timeline.push_back({sim.now(), "final states recorded"});
+  const auto wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+
+  cm::CheckOptions co;
+  co.context = fmt::format("seed {}", opt.seed);
+  // Group-only users do not sync: judged on the servers' final inboxes.
+  co.require_client_final_for_recipients = !groups;
+  const cm::MessagingVerdict verdict = cm::check_messaging(log.history(), co);
+  const Analysis an = analyse(log.history(), (down_at - TimePoint::zero()).ns(), (up_at - TimePoint::zero()).ns(),
+                              recorder.completed_at());
+  const client::MessagingClient::Stats totals = one_to_one.totals();
+
+  // --- report ----------------------------------------------------------------------------
+  fmt::print("wxsim demo: messaging through a zone outage (1 datacenter, 3 zones, every service in every zone)\n");
+  fmt::print("seed {}, {} users chatting 1:1 over access long connections, {} group chats of {}-{} members "
+             "({} group-only users)\n",
+             opt.seed, opt.users, opt.groups, kGroupSizeMin, kGroupSizeMax, groups ? groups->uids().size() : 0);
+  fmt::print("traffic {} simulated, {} sends per user per minute; zone {} dark from {} to {}\n", to_string(*duration),
+             opt.rate, opt.zone, to_string(*outage_start), to_string(*outage_start + *outage_for));
+  fmt::print("deployment: {} server nodes (kv x3, seqsvr, account, contacts, inbox, msg, access, group, fanout per "
+             "zone)\n\n",
+             deployment_desc->nodes().size());
+
+  fmt::print("timeline:\n");
+  std::stable_sort(timeline.begin(), timeline.end(), [](const Mark& x, const Mark& y) { return x.at < y.at; });
+  for (const Mark& m : timeline) fmt::print("  {:>11}  {}\n", to_string(m.at), m.what);
+
+  const char* names[3] = {"before", "during", "after"};
+  const std::string windows[3] = {
+      fmt::format("0s-{}", to_string(*outage_start)),
+      fmt::format("{}-{}", to_string(*outage_start), to_string(*outage_start + *outage_for)),
+      fmt::format("{}-{}", to_string(*outage_start + *outage_for), to_string(*duration))};
+  auto table = [&](const char* title, const PhaseStats* ps, const char* held_label) {
+    fmt::print("\n{} (by the time of a message's first attempt; latency from first attempt to OK):\n", title);
+    fmt::print("  {:<7} {:<12} {:>13} {:>8} {:>9} {:>9}   {:>9} {:>9}\n", "phase", "window", "ok/attempted",
+               "avail", "send p50", "send p99", "held p50", "held p99");
+    for (int i = 0; i < 3; ++i) {
+      const PhaseStats& p = ps[i];
+      fmt::print("  {:<7} {:<12} {:>13} {:>8} {:>9} {:>9}   {:>9} {:>9}\n", names[i], windows[i],
+                 fmt::format("{}/{}", p.ok, p.attempted), ratio(p.ok, p.attempted), pct(p.send_ns, 0.5),
+                 pct(p.send_ns, 0.99), pct(p.held_ns, 0.5), pct(p.held_ns, 0.99));
     }
-    std::printf("%-8s %7llu %7llu %8llu %11llu %10llu %9s %9s\n", z.c_str(), static_cast<unsigned long long>(n),
-                static_cast<unsigned long long>(ok), static_cast<unsigned long long>(to),
-                static_cast<unsigned long long>(un), static_cast<unsigned long long>(ov),
-                to_string(percentile(lat, 0.50)).c_str(), to_string(percentile(lat, 0.99)).c_str());
+    fmt::print("  held: {}\n", held_label);
+  };
+  table("1:1 sends", an.one, "from the server's ack to the recipient's client holding it (push -> notify-driven sync)");
+  if (groups) table("group sends", an.group, "from the server's ack to the last member's inbox holding it (fan-out)");
+
+  fmt::print("\nmessages: {} sent, {} acknowledged, {} (message, recipient) deliveries required, {} copies in the "
+             "recipients' server inboxes, {} 1:1 copies held by recipients' clients at the end\n",
+             verdict.stats.messages, verdict.stats.messages_acknowledged, verdict.stats.deliveries_required,
+             an.copies_in_server_inboxes, an.held_by_clients);
+  fmt::print("1:1 clients: {} sends ({} ok, {} failed, {} unknown) in {} attempts; {} notifies ({} stale) -> {} "
+             "notify-driven syncs; {} syncs\n",
+             totals.sends, totals.sends_ok, totals.sends_failed, totals.sends_unknown, totals.send_attempts,
+             totals.notifies, totals.notifies_stale, totals.notify_syncs, totals.syncs);
+
+  fmt::print("\nchecker (checkers::messaging over {} recorded events): {}\n", verdict.stats.events,
+             verdict.ok() ? "PASS" : "FAIL");
+  for (cm::Check c : {cm::Check::lost, cm::Check::duplicated, cm::Check::order, cm::Check::convergence,
+                      cm::Check::origin, cm::Check::history}) {
+    const size_t n = verdict.violations_per_check[static_cast<size_t>(c)];
+    fmt::print("  {:<12} {}\n", to_string(c), n == 0 ? std::string("pass") : fmt::format("FAIL ({} violations)", n));
+    size_t shown = 0;
+    for (const cm::Violation* v : verdict.of(c)) {
+      if (shown++ == kViolationsShown) break;
+      fmt::print("      {}\n", cm::format_violation(*v, verdict.context));
+    }
   }
 
-  std::printf("\nrouting (each client's current incarnation):\n");
-  for (size_t i = 0; i < clients.size(); ++i) {
-    const rpc::LoadClient* c = sim.node_as<rpc::LoadClient>(clients[i]);
-    if (!c) continue;
-    const rpc::Router::Stats& st = c->router().stats();
-    std::printf("  client-%s: %llu calls, %llu attempts, %llu retries, %llu fail-overs to another zone\n",
-                zones[i].c_str(), static_cast<unsigned long long>(st.calls), static_cast<unsigned long long>(st.attempts),
-                static_cast<unsigned long long>(st.retries), static_cast<unsigned long long>(st.failovers));
-  }
-  std::printf("servers (current incarnation):\n");
-  for (size_t i = 0; i < servers.size(); ++i) {
-    echo::RpcEchoServer* s = sim.node_as<echo::RpcEchoServer>(servers[i]);
-    if (!s) continue;
-    const auto& st = s->endpoint().server_stats();
-    std::printf("  echo-%s (incarnation %u): %llu served, %llu rejected, queueing signal %s\n", zones[i].c_str(),
-                sim.incarnation(servers[i]), static_cast<unsigned long long>(st.served_ok),
-                static_cast<unsigned long long>(st.rejected_on_arrival + st.rejected_after_queueing),
-                to_string(s->endpoint().overload_signal()).c_str());
-  }
-  const auto& ns = sim.network().stats();
-  std::printf("\nnetwork: %llu frames sent, %llu delivered, %llu lost (%llu to blocks), %llu resets\n",
-              static_cast<unsigned long long>(ns.frames_sent), static_cast<unsigned long long>(ns.frames_delivered),
-              static_cast<unsigned long long>(ns.frames_lost), static_cast<unsigned long long>(ns.frames_dropped_blocked),
-              static_cast<unsigned long long>(ns.resets));
-  std::printf("kernel:  %llu events\n", static_cast<unsigned long long>(sim.kernel().events_executed()));
-  std::printf("trace hash: %016llx\n", static_cast<unsigned long long>(sim.trace_hash()));
-  fmt::print("reproduce:  wxsim demo --seed {} --duration {} --rate {} --attempts {}\n", opt.seed, opt.duration,
-             opt.rate, opt.attempts);
+  const double sim_s = static_cast<double>(sim.now().ns()) / 1e9;
+  fmt::print("\nsimulated {:.1f}s in {:.2f}s wall: {:.1f} simulated s per wall s, {} events\n", sim_s, wall_s,
+             wall_s > 0 ? sim_s / wall_s : 0.0, sim.kernel().events_executed());
+  fmt::print("trace hash: {:016x}\n", sim.trace_hash());
+  fmt::print("reproduce:  {}\n", reproduce);
 
   if (!opt.trace_out.empty()) {
-    std::ofstream out(opt.trace_out);
-    if (!out) {
-      std::fprintf(stderr, "wxsim demo: --trace-out '%s': cannot open for writing\n", opt.trace_out.c_str());
-      return 2;
-    }
-    sim.kernel().trace().write_text(out);
-    std::printf("trace:      %zu records written to %s\n", sim.kernel().trace().records().size(), opt.trace_out.c_str());
+    sim.kernel().trace().write_text(trace_file);
+    fmt::print("trace:      {} records written to {}\n", sim.kernel().trace().records().size(), opt.trace_out);
   }
-  return 0;
+  if (!opt.history_out.empty()) {
+    try {
+      cm::write_history_jsonl(history_file, log.history());
+      history_file.flush();
+      if (!history_file) throw std::runtime_error("write failed");
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "wxsim demo: --history-out '{}': {}\n", opt.history_out, e.what());
+      return 1;
+    }
+    fmt::print("history:    {} events written to {} (JSON lines)\n", log.history().size(), opt.history_out);
+  }
+  return verdict.ok() ? 0 : 1;
 }
 
 }  // namespace
@@ -260,13 +506,21 @@ int run_demo(const DemoOptions& opt) {
 void add_demo_command(CLI::App& app, int& exit_code) {
   auto opt = std::make_shared<DemoOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "demo", "Run the default outage scenario in simulation (zone outage, crash, partition) and print its report");
+      "demo", "Run the default outage scenario in simulation (messaging through a zone outage) and print its report");
   cmd->add_option("--seed", opt->seed, "Root seed of the run")->capture_default_str();
-  cmd->add_option("--duration", opt->duration, "Simulated time to run (e.g. 10s, 1m30s)")->capture_default_str();
-  cmd->add_option("--rate", opt->rate, "Calls per second issued by each client")->capture_default_str();
-  cmd->add_option("--attempts", opt->attempts, "Attempts per call (1 turns retries and fail-over off)")
+  cmd->add_option("--users", opt->users, "Simulated users chatting 1:1 (2 to 10000)")->capture_default_str();
+  cmd->add_option("--groups", opt->groups, "Group chats of 3-30 members (0 to 1000)")->capture_default_str();
+  cmd->add_option("--duration", opt->duration, "Simulated time of traffic (10s to 1h, e.g. 3m, 90s)")
       ->capture_default_str();
+  cmd->add_option("--outage-start", opt->outage_start, "When the zone loses power (before --duration)")
+      ->capture_default_str();
+  cmd->add_option("--outage-for", opt->outage_for, "How long the zone stays dark (ends by --duration)")
+      ->capture_default_str();
+  cmd->add_option("--zone", opt->zone, "The zone that loses power: a, b or c")->capture_default_str();
+  cmd->add_option("--rate", opt->rate, "Sends per user per minute (Poisson; group senders too)")->capture_default_str();
   cmd->add_option("--trace-out", opt->trace_out, "Write the event trace (text) to this file");
+  cmd->add_option("--history-out", opt->history_out,
+                  "Write the recorded messaging history (JSON lines, docs/messaging-history.md) to this file");
   cmd->add_option("--log-level", opt->log_level, "debug, info, warn, error or off")->capture_default_str();
   cmd->callback([opt, &exit_code] { exit_code = run_demo(*opt); });
 }
