@@ -429,7 +429,10 @@ def preprocess_command(cmd):
             continue
         out.append(a)
         i += 1
-    return out + ["-E", "-dI"]
+    # -fno-working-directory: with -g, g++ otherwise writes a line marker
+    # naming the build folder ("# 1 \"<cwd>//\"") after the first line, which
+    # would read as the file renaming itself.
+    return out + ["-E", "-dI", "-fno-working-directory"]
 
 
 def source_of(cmd):
