@@ -100,6 +100,19 @@ std::string Deployment::validate(const DeploymentSpec& spec) {
       return "templates.access.keys: " + err;
     }
   }
+  // Data-access services (contacts, inbox) and fan-out: keys are optional
+  // (none: no ticket check, or taken from the msg / access / group template
+  // by make_node), but checked when given.
+  if (!spec.templates.data.keys.keys.empty()) {
+    if (std::string err = ticket::KeyRing::validate(spec.templates.data.keys); !err.empty()) {
+      return "templates.data.keys: " + err;
+    }
+  }
+  if (!spec.templates.fanout.keys.keys.empty()) {
+    if (std::string err = ticket::KeyRing::validate(spec.templates.fanout.keys); !err.empty()) {
+      return "templates.fanout.keys: " + err;
+    }
+  }
   for (const auto& [uid, dc] : spec.home_datacenter) {
     if (uid == 0) return "home_datacenter: uid 0 is not a user";
     if (!dcs.count(dc)) return "home_datacenter[" + std::to_string(uid) + "]: no datacenter '" + dc + "'";

@@ -79,7 +79,11 @@ struct ServiceTemplates {
   kv::KvReplicaConfig kv;
   seqsvr::AllocSvrConfig seqsvr;
   account::AccountServiceConfig account;
-  shard::DataServiceConfig data;  // contacts and inbox
+  // contacts and inbox. `data.keys` empty: make_node gives them the ticket
+  // keys of the deployment's logic layer (templates.msg.keys if msg runs,
+  // else access's, else group's), so they check tickets whenever the
+  // deployment issues any; a storage-only deployment checks none.
+  shard::DataServiceConfig data;
   // msg: the ticket keys, budgets and test hooks; make_node fills in the
   // shard map, the directory, the locality and the seqsvr client config.
   msg::MsgServiceConfig msg;
@@ -90,7 +94,8 @@ struct ServiceTemplates {
   group::GroupServiceConfig group;
   // fanout (the group queues' consumers): make_node fills in the shard map,
   // the directory, the locality, the seqsvr client config and the lease's
-  // consumer index / count. Its `queue` must equal templates.msg.queue.
+  // consumer index / count, and (when `fanout.keys` is empty) the ticket keys
+  // the same way as for `data`. Its `queue` must equal templates.msg.queue.
   msg::FanoutWorkerConfig fanout;
 };
 

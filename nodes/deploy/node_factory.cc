@@ -14,6 +14,27 @@
 
 namespace wx::deploy {
 
+namespace {
+
+bool runs(const Deployment& d, Role role) {
+  auto it = d.spec().instances_per_zone.find(role);
+  return it != d.spec().instances_per_zone.end() && it->second > 0;
+}
+
+// The ticket keys of the deployment's logic layer, for the services behind it
+// (contacts, inbox, fan-out) whose template gives none: msg's if msg runs,
+// else access's, else group's; none (no check) in a storage-only deployment.
+ticket::KeyRingConfig backend_keys(const Deployment& d, const ticket::KeyRingConfig& own) {
+  if (!own.keys.empty()) return own;
+  const ServiceTemplates& t = d.spec().templates;
+  if (runs(d, Role::msg) && !t.msg.keys.keys.empty()) return t.msg.keys;
+  if (runs(d, Role::access) && !t.access.keys.keys.empty()) return t.access.keys;
+  if (runs(d, Role::group) && !t.group.keys.keys.empty()) return t.group.keys;
+  return {};
+}
+
+}  // namespace
+
 std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, StartOptions options) {
   const NodeDesc& n = d.node(id);
   const ServiceTemplates& t = d.spec().templates;
@@ -39,12 +60,14 @@ std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, Sta
     }
     case Role::contacts: {
       contacts::ContactsServiceConfig c = t.data;
+      c.keys = backend_keys(d, t.data.keys);
       c.shards = d.shard_map();
       c.zone = n.zone;
       return std::make_unique<contacts::ContactsService>(rt, std::move(c));
     }
     case Role::inbox: {
       inbox::InboxServiceConfig c = t.data;
+      c.keys = backend_keys(d, t.data.keys);
       c.shards = d.shard_map();
       c.zone = n.zone;
       return std::make_unique<inbox::InboxService>(rt, std::move(c));
@@ -70,6 +93,7 @@ std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, Sta
     }
     case Role::fanout: {
       msg::FanoutWorkerConfig c = t.fanout;
+      c.keys = backend_keys(d, t.fanout.keys);
       c.shards = d.shard_map();
       c.directory = d.directory();
       c.locality = rpc::Locality{n.datacenter, n.zone};

@@ -195,12 +195,14 @@ Task<void> GroupUser::send_loop() {
 // --- GroupReader ------------------------------------------------------------------
 
 GroupReader::GroupReader(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
-                         std::vector<uint64_t> uids, GroupRecorder* recorder)
+                         std::vector<uint64_t> uids, GroupRecorder* recorder,
+                         std::function<std::string(uint64_t uid)> ticket_for)
     : rt_(rt),
       endpoint_(rt),
       router_(rt, endpoint_, directory, std::move(locality)),
       uids_(std::move(uids)),
-      recorder_(recorder) {}
+      recorder_(recorder),
+      ticket_for_(std::move(ticket_for)) {}
 
 Task<void> GroupReader::read_loop() {
   for (uint64_t uid : uids_) {
@@ -214,6 +216,7 @@ Task<void> GroupReader::read_loop() {
       req.set_limit(inbox::kRangeMessagesMax);
       rpc::CallOptions o;
       o.timeout = seconds(3);
+      if (ticket_for_) o.ticket = ticket_for_(uid);
       rpc::Result<inbox::RangeReply> r = co_await router_.call<inbox::RangeReply>("inbox", inbox::kRangeMethod, req, o);
       if (!r.ok() || r->code() != inbox::INBOX_OK) {
         if (++failures > 100) {
@@ -272,8 +275,8 @@ GroupWorkload::GroupWorkload(Simulation& sim, SimDeployment& deployment, GroupWo
   }
   std::vector<uint64_t> uids = uids_;
   reader_ = sim.add_node({"group-reader", Placement{config_.client_datacenter, config_.client_zone, ""},
-                          [&directory, locality, uids, rec](Runtime& rt) {
-                            return std::make_unique<GroupReader>(rt, directory, locality, uids, rec);
+                          [&directory, locality, uids, rec, tf = config_.ticket_for](Runtime& rt) {
+                            return std::make_unique<GroupReader>(rt, directory, locality, uids, rec, tf);
                           }});
 }
 

@@ -123,7 +123,8 @@ class GroupUser final : public Node {
 class GroupReader final : public Node {
  public:
   GroupReader(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
-              std::vector<uint64_t> uids, GroupRecorder* recorder);
+              std::vector<uint64_t> uids, GroupRecorder* recorder,
+              std::function<std::string(uint64_t uid)> ticket_for = nullptr);
   void start() override { endpoint_.start(); }
   std::string_view kind() const override { return "group-reader"; }
   void read_all() { rt_.spawn(read_loop(), "group-reader"); }
@@ -137,6 +138,8 @@ class GroupReader final : public Node {
   rpc::Router router_;
   std::vector<uint64_t> uids_;
   GroupRecorder* recorder_;
+  // The users' tickets: the inbox checks them (docs/tickets.md, "Every hop").
+  std::function<std::string(uint64_t uid)> ticket_for_;
   bool done_ = false, failed_ = false;
 };
 

@@ -195,12 +195,14 @@ Task<void> SimUser::final_loop() {
 // --- ServerReader ------------------------------------------------------------------
 
 ServerReader::ServerReader(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
-                           std::vector<uint64_t> uids, HistoryLog* recorder)
+                           std::vector<uint64_t> uids, HistoryLog* recorder,
+                           std::function<std::string(uint64_t uid)> ticket_for)
     : rt_(rt),
       endpoint_(rt),
       router_(rt, endpoint_, directory, std::move(locality)),
       uids_(std::move(uids)),
-      recorder_(recorder) {}
+      recorder_(recorder),
+      ticket_for_(std::move(ticket_for)) {}
 
 void ServerReader::start() { endpoint_.start(); }
 
@@ -219,6 +221,7 @@ Task<void> ServerReader::read_loop() {
       req.set_limit(inbox::kRangeMessagesMax);
       rpc::CallOptions o;
       o.timeout = seconds(3);
+      if (ticket_for_) o.ticket = ticket_for_(uid);
       rpc::Result<inbox::RangeReply> r =
           co_await router_.call<inbox::RangeReply>("inbox", inbox::kRangeMethod, req, o);
       if (!r.ok() || r->code() != inbox::INBOX_OK) {
@@ -302,8 +305,8 @@ MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment,
   }
   std::vector<uint64_t> uids = uids_;
   reader_ = sim.add_node({"reader", Placement{config_.client_datacenter, config_.client_zone, ""},
-                          [&directory, locality, uids, recorder](Runtime& rt) {
-                            return std::make_unique<ServerReader>(rt, directory, locality, uids, recorder);
+                          [&directory, locality, uids, recorder, tf = config_.ticket_for](Runtime& rt) {
+                            return std::make_unique<ServerReader>(rt, directory, locality, uids, recorder, tf);
                           }});
 }
 

@@ -147,7 +147,8 @@ class SimUser final : public Node {
 class ServerReader final : public Node {
  public:
   ServerReader(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
-               std::vector<uint64_t> uids, HistoryLog* recorder);
+               std::vector<uint64_t> uids, HistoryLog* recorder,
+               std::function<std::string(uint64_t uid)> ticket_for = nullptr);
   void start() override;
   std::string_view kind() const override { return "server-reader"; }
   // Reads every inbox and records server_final events; done() after.
@@ -162,6 +163,8 @@ class ServerReader final : public Node {
   rpc::Router router_;
   std::vector<uint64_t> uids_;
   HistoryLog* recorder_;
+  // The users' tickets: the inbox checks them (docs/tickets.md, "Every hop").
+  std::function<std::string(uint64_t uid)> ticket_for_;
   bool done_ = false;
   bool failed_ = false;
 };

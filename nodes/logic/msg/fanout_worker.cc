@@ -22,6 +22,7 @@ struct FanoutWorker::Parallel {
 FanoutWorker::FanoutWorker(Runtime& rt, FanoutWorkerConfig config)
     : rt_(rt),
       config_(std::move(config)),
+      keys_(config_.keys.keys.empty() ? std::nullopt : std::make_optional<ticket::KeyRing>(config_.keys)),
       endpoint_(rt, config_.server),
       router_(rt, endpoint_, config_.directory, config_.locality, config_.router),
       seq_(rt, endpoint_, config_.seq),
@@ -116,6 +117,15 @@ Task<bool> FanoutWorker::fanout_item(uint32_t q, std::string payload, TimePoint 
   for (uint64_t m : item.members()) {
     if (m != item.sender()) recipients.push_back(m);
   }
+  bool skip = false;
+  std::optional<std::string> ticket = ticket_for(item, deadline, &skip);
+  if (!ticket) {
+    if (!skip) co_return false;  // not usable yet: the batch is retried
+    ++stats_.items_refused;
+    rt_.error("fanout: item {} of sender {} refused: its ticket is not the sender's valid ticket; skipped",
+              item.message_id(), item.sender());
+    co_return true;
+  }
   StoredMessage stored;
   stored.set_message_id(item.message_id());
   stored.set_sender(item.sender());
@@ -127,20 +137,42 @@ Task<bool> FanoutWorker::fanout_item(uint32_t q, std::string payload, TimePoint 
   for (size_t c = 0; c * per < recipients.size(); ++c) {
     std::vector<uint64_t> chunk(recipients.begin() + static_cast<std::ptrdiff_t>(c * per),
                                 recipients.begin() + static_cast<std::ptrdiff_t>(std::min(recipients.size(), (c + 1) * per)));
-    if (!co_await fanout_chunk(q, item, c, std::move(chunk), bytes, deadline)) co_return false;
+    if (!co_await fanout_chunk(q, item, c, std::move(chunk), bytes, *ticket, deadline)) co_return false;
   }
   co_return true;
 }
 
+std::optional<std::string> FanoutWorker::ticket_for(const GroupQueueItem& item, TimePoint deadline, bool* skip) {
+  *skip = false;
+  if (!keys_) return item.sender_ticket();
+  const TimePoint now = rt_.now();
+  const ticket::TicketCheck c = keys_->verify_for_user(item.sender_ticket(), now, item.sender());
+  if (c.ok() && c.expires_at - deadline > keys_->clock_skew_max()) return item.sender_ticket();
+  if (c.ok() || c.status == ticket::TicketStatus::expired) {
+    // The sender's own, authentic ticket, outlived by its queued item: the
+    // item was authenticated when GroupSend enqueued it, so the worker
+    // speaks for the same sender with a short-lived ticket of its own.
+    const Duration ttl = std::min(config_.reissue_ttl, keys_->ttl_max());
+    std::optional<std::string> fresh = keys_->issue(item.sender(), now, ttl);
+    if (fresh) ++stats_.tickets_reissued;
+    return fresh;
+  }
+  if (c.status == ticket::TicketStatus::not_yet_valid) return std::nullopt;  // clock skew: later
+  *skip = true;  // forged, unknown key, another user's, malformed: never replaced
+  return std::nullopt;
+}
+
 Task<std::optional<inbox::InboxCode>> FanoutWorker::append(uint64_t uid, uint64_t seq, std::string bytes,
-                                                           TimePoint deadline) {
+                                                           uint64_t sender, std::string ticket, TimePoint deadline) {
   inbox::AppendRequest req;
   req.set_uid(uid);
   req.set_seq(seq);
   req.set_message(std::move(bytes));
+  req.set_sender_uid(sender);
   rpc::CallOptions o;
   o.timeout = config_.inbox_call_timeout;
   o.deadline = deadline;
+  o.ticket = std::move(ticket);
   ++stats_.appends;
   ++stats_.kv_writes;  // an append is one KV CAS when it applies
   rpc::Result<inbox::AppendReply> r =
@@ -156,13 +188,14 @@ Task<void> FanoutWorker::alloc_into(uint64_t uid, uint64_t* out) {
   *out = s.ok ? s.seq : 0;
 }
 
-Task<void> FanoutWorker::append_into(uint64_t uid, uint64_t seq, std::string bytes, TimePoint deadline,
-                                     std::optional<inbox::InboxCode>* out) {
-  *out = co_await append(uid, seq, std::move(bytes), deadline);
+Task<void> FanoutWorker::append_into(uint64_t uid, uint64_t seq, std::string bytes, uint64_t sender,
+                                     std::string ticket, TimePoint deadline, std::optional<inbox::InboxCode>* out) {
+  *out = co_await append(uid, seq, std::move(bytes), sender, std::move(ticket), deadline);
 }
 
 Task<bool> FanoutWorker::fanout_chunk(uint32_t q, const GroupQueueItem& item, size_t chunk,
-                                      std::vector<uint64_t> members, std::string bytes, TimePoint deadline) {
+                                      std::vector<uint64_t> members, std::string bytes, std::string ticket,
+                                      TimePoint deadline) {
   const std::string key = "fanout/" + item.message_id() + "/" + std::to_string(chunk);
   queue::KvPool::Lease kv = pool_.lease(queue_.group_of(q));
   const size_t n = members.size();
@@ -244,7 +277,7 @@ Task<bool> FanoutWorker::fanout_chunk(uint32_t q, const GroupQueueItem& item, si
     }
     std::vector<std::optional<inbox::InboxCode>> codes(todo.size());
     co_await run_parallel(todo.size(), config_.parallel_appends, [&, this](size_t j) -> Task<void> {
-      return append_into(members[todo[j]], seqs[todo[j]], bytes, deadline, &codes[j]);
+      return append_into(members[todo[j]], seqs[todo[j]], bytes, item.sender(), ticket, deadline, &codes[j]);
     });
     for (size_t j = 0; j < todo.size(); ++j) {
       const size_t i = todo[j];
@@ -255,7 +288,8 @@ Task<bool> FanoutWorker::fanout_chunk(uint32_t q, const GroupQueueItem& item, si
       } else if (*codes[j] == inbox::INBOX_STALE_SEQ) {
         ++stats_.stale_seqs;
         stale_seq[i] = seqs[i];
-      } else if (*codes[j] == inbox::INBOX_CONFLICT || *codes[j] == inbox::INBOX_INVALID) {
+      } else if (*codes[j] == inbox::INBOX_CONFLICT || *codes[j] == inbox::INBOX_INVALID ||
+                 *codes[j] == inbox::INBOX_UNAUTHENTICATED || *codes[j] == inbox::INBOX_FORBIDDEN) {
         rt_.error("fanout: inbox refused {} seq {} of {}: code {}", members[i], seqs[i], item.message_id(),
                   static_cast<int>(*codes[j]));
         co_return false;

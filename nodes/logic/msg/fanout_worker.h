@@ -23,7 +23,17 @@
 //   4. all confirmed: a group ack (member, seq per member of the chunk) to the
 //      recorder hook, and the notify hook per member.
 // On redelivery the record gives every member the seq it had, so a member
-// never holds a message twice. Bounded: rounds per chunk
+// never holds a message twice.
+//
+// Tickets (docs/tickets.md, "Every hop"): every append acts for the item's
+// sender (AppendRequest::sender_uid) and carries a ticket of the sender: the
+// one GroupSend received (GroupQueueItem::sender_ticket) while it verifies and
+// outlives the item's budget by clock_skew_max; when it has EXPIRED (or is
+// about to), a fresh ticket for the sender issued from this worker's own key
+// ring (`keys`), valid for reissue_ttl. A ticket that fails for any other
+// reason (forged, unknown key, another user, malformed) is never replaced:
+// the item is not delivered (logged as an error, counted in items_refused,
+// and skipped). Without keys the carried ticket is sent as it is. Bounded: rounds per chunk
 // (kFanoutRoundsMax), an item budget, batch and chunk sizes, parallelism.
 #pragma once
 
@@ -67,6 +77,12 @@ struct FanoutWorkerConfig {
   Duration item_budget = seconds(10);   // one item's fan-out; then the batch stops and is retried
   Duration inbox_call_timeout = milliseconds(1200);
   Duration retry_pause = milliseconds(20);
+  // The ticket keys (the same ring as msg's; make_node fills them in from
+  // templates.msg when empty). Empty: carried tickets are sent unchecked and
+  // never reissued.
+  ticket::KeyRingConfig keys;
+  // Lifetime of a ticket reissued for an item whose carried ticket expired.
+  Duration reissue_ttl = minutes(5);
 
   // Recorder hooks: the members fact per item delivered, an ack per chunk
   // stored (after every append of it answered OK).
@@ -82,6 +98,8 @@ struct FanoutStats {
   uint64_t batches = 0, items = 0, items_failed = 0, chunks = 0, records_reused = 0;
   uint64_t appends = 0, appends_ok = 0, duplicates = 0, stale_seqs = 0, seq_allocs = 0;
   uint64_t record_races = 0, kv_writes = 0, commits = 0;
+  uint64_t tickets_reissued = 0;  // items whose carried ticket expired: a fresh one issued
+  uint64_t items_refused = 0;     // items skipped: the carried ticket is not the sender's or not authentic
 };
 
 class FanoutWorker final : public Node {
@@ -100,12 +118,16 @@ class FanoutWorker final : public Node {
   struct Parallel;
   Task<void> queue_loop(uint32_t q);
   Task<bool> fanout_item(uint32_t q, std::string payload, TimePoint deadline);
+  // The ticket the item's appends carry (see the header comment); nullopt:
+  // none usable now (`*skip`: never — refuse the item).
+  std::optional<std::string> ticket_for(const GroupQueueItem& item, TimePoint deadline, bool* skip);
   Task<bool> fanout_chunk(uint32_t q, const GroupQueueItem& item, size_t chunk, std::vector<uint64_t> members,
-                          std::string bytes, TimePoint deadline);
-  Task<std::optional<inbox::InboxCode>> append(uint64_t uid, uint64_t seq, std::string bytes, TimePoint deadline);
+                          std::string bytes, std::string ticket, TimePoint deadline);
+  Task<std::optional<inbox::InboxCode>> append(uint64_t uid, uint64_t seq, std::string bytes, uint64_t sender,
+                                               std::string ticket, TimePoint deadline);
   Task<void> alloc_into(uint64_t uid, uint64_t* out);
-  Task<void> append_into(uint64_t uid, uint64_t seq, std::string bytes, TimePoint deadline,
-                         std::optional<inbox::InboxCode>* out);
+  Task<void> append_into(uint64_t uid, uint64_t seq, std::string bytes, uint64_t sender, std::string ticket,
+                         TimePoint deadline, std::optional<inbox::InboxCode>* out);
   // Runs fn(0..n-1), at most `width` at once; returns when all are done.
   Task<void> run_parallel(size_t n, size_t width, std::function<Task<void>(size_t)> fn);
   static Task<void> parallel_worker(std::shared_ptr<Parallel> p);
@@ -113,6 +135,7 @@ class FanoutWorker final : public Node {
 
   Runtime& rt_;
   FanoutWorkerConfig config_;
+  std::optional<ticket::KeyRing> keys_;  // none: carried tickets go as they are
   rpc::RpcEndpoint endpoint_;
   rpc::Router router_;
   seqsvr::SeqClient seq_;

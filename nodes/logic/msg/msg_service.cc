@@ -12,6 +12,44 @@
 
 namespace wx::msg {
 
+namespace {
+
+// inbox.Append on behalf of `sender`, carrying the sender's ticket: the inbox
+// checks that the ticket is the sender's and that `bytes` (a StoredMessage)
+// names that sender (docs/tickets.md, "Every hop").
+Task<std::optional<inbox::InboxCode>> append_as(rpc::Router& router, Duration call_timeout, uint64_t uid,
+                                                uint64_t seq, std::string bytes, uint64_t sender,
+                                                std::string ticket, TimePoint deadline) {
+  inbox::AppendRequest req;
+  req.set_uid(uid);
+  req.set_seq(seq);
+  req.set_message(std::move(bytes));
+  req.set_sender_uid(sender);
+  rpc::CallOptions o;
+  o.timeout = call_timeout;
+  o.deadline = deadline;
+  o.ticket = std::move(ticket);
+  rpc::Result<inbox::AppendReply> r =
+      co_await router.call<inbox::AppendReply>(std::string(kInboxServiceName), inbox::kAppendMethod, req, o);
+  if (!r.ok()) co_return std::nullopt;
+  co_return r->code();
+}
+
+// The test-only background append of `unsafe_ack_before_inbox_commit`, with
+// the sender's ticket (dropped with probability drop_p).
+Task<void> unsafe_append_as(Runtime& rt, rpc::Router& router, Duration call_timeout, double drop_p,
+                            uint64_t* dropped, uint64_t uid, uint64_t seq, std::string bytes, uint64_t sender,
+                            std::string ticket) {
+  if (rt.rng().bernoulli(drop_p)) {
+    ++*dropped;
+    co_return;
+  }
+  (void)co_await append_as(router, call_timeout, uid, seq, std::move(bytes), sender, std::move(ticket),
+                           rt.now() + call_timeout);
+}
+
+}  // namespace
+
 std::string sent_key(uint64_t sender, std::string_view client_msg_id) {
   std::string k(kSentKeyPrefix);
   k += std::to_string(sender);
@@ -153,21 +191,6 @@ Task<std::optional<MsgService::SentState>> MsgService::record_seq(kv::KvClient* 
   co_return std::nullopt;
 }
 
-Task<std::optional<inbox::InboxCode>> MsgService::append(uint64_t uid, uint64_t seq, std::string bytes,
-                                                         TimePoint deadline) {
-  inbox::AppendRequest req;
-  req.set_uid(uid);
-  req.set_seq(seq);
-  req.set_message(std::move(bytes));
-  rpc::CallOptions o;
-  o.timeout = config_.inbox_call_timeout;
-  o.deadline = deadline;
-  rpc::Result<inbox::AppendReply> r =
-      co_await router_.call<inbox::AppendReply>(std::string(kInboxServiceName), inbox::kAppendMethod, req, o);
-  if (!r.ok()) co_return std::nullopt;
-  co_return r->code();
-}
-
 void MsgService::emit_ack(uint64_t sender, const SentRecord& record, std::string_view cmid) {
   // ---- access-layer notify hook (nodes/access/notify.h; docs/messaging.md,
   // "Access layer"): the message is stored for the recipient at this seq, so
@@ -185,14 +208,6 @@ void MsgService::emit_ack(uint64_t sender, const SentRecord& record, std::string
   ack.recipient = record.to_uid();
   ack.seq = record.seq();
   config_.ack_observer(rt_.node_id(), ack);
-}
-
-Task<void> MsgService::unsafe_background_append(uint64_t uid, uint64_t seq, std::string bytes) {
-  if (rt_.rng().bernoulli(config_.unsafe_drop_append_p)) {
-    ++stats_.unsafe_dropped;
-    co_return;
-  }
-  (void)co_await append(uid, seq, std::move(bytes), rt_.now() + config_.inbox_call_timeout);
 }
 
 Task<rpc::Result<SendReply>> MsgService::serve_send(rpc::CallContext ctx, SendRequest req) {
@@ -259,14 +274,17 @@ Task<rpc::Result<SendReply>> MsgService::serve_send(rpc::CallContext ctx, SendRe
     if (config_.unsafe_ack_before_inbox_commit) {
       // THE BUG (test only): acknowledged before the inbox holds it.
       emit_ack(*sender, state->record, req.client_msg_id());
-      rt_.spawn(unsafe_background_append(to, seq, bytes), "msg-unsafe-append");
+      rt_.spawn(unsafe_append_as(rt_, router_, config_.inbox_call_timeout, config_.unsafe_drop_append_p,
+                                 &stats_.unsafe_dropped, to, seq, bytes, *sender, ctx.ticket),
+                "msg-unsafe-append");
       ++stats_.sends_ok;
       reply.set_code(MSG_OK);
       reply.set_message_id(state->record.message_id());
       reply.set_seq(seq);
       co_return reply;
     }
-    std::optional<inbox::InboxCode> code = co_await append(to, seq, bytes, deadline);
+    std::optional<inbox::InboxCode> code =
+        co_await append_as(router_, config_.inbox_call_timeout, to, seq, bytes, *sender, ctx.ticket, deadline);
     if (code && *code == inbox::INBOX_OK) {
       emit_ack(*sender, state->record, req.client_msg_id());
       ++stats_.sends_ok;
@@ -285,7 +303,15 @@ Task<rpc::Result<SendReply>> MsgService::serve_send(rpc::CallContext ctx, SendRe
       state = co_await record_seq(kv, key, *state, s.seq, deadline);
       continue;
     }
-    if (code && (*code == inbox::INBOX_CONFLICT || *code == inbox::INBOX_INVALID)) {
+    if (code && *code == inbox::INBOX_UNAUTHENTICATED) {
+      // The inbox refused the ticket this service accepted (it expired in
+      // between, or the two hold different keys). Definite: nothing stored.
+      reply.set_code(MSG_UNAUTHENTICATED);
+      reply.set_error("the inbox refused the ticket");
+      co_return reply;
+    }
+    if (code && (*code == inbox::INBOX_CONFLICT || *code == inbox::INBOX_INVALID ||
+                 *code == inbox::INBOX_FORBIDDEN)) {
       // A seq from seqsvr holding another message, or a refused message:
       // an invariant broke. Nothing of ours is stored at this seq.
       rt_.error("msg: inbox refused {} seq {} of {}: code {}", to, seq, state->record.message_id(),
@@ -333,11 +359,17 @@ Task<rpc::Result<SyncReply>> MsgService::serve_sync(rpc::CallContext ctx, SyncRe
     rpc::CallOptions o;
     o.timeout = config_.inbox_call_timeout;
     o.deadline = deadline;
+    o.ticket = ctx.ticket;  // the inbox checks it too
     rpc::Result<inbox::RangeReply> rr =
         co_await router_.call<inbox::RangeReply>(std::string(kInboxServiceName), inbox::kRangeMethod, r, o);
     if (!rr.ok() || rr->code() == inbox::INBOX_UNKNOWN) {
       co_await pause();
       continue;
+    }
+    if (rr->code() == inbox::INBOX_UNAUTHENTICATED) {
+      reply.set_code(MSG_UNAUTHENTICATED);
+      reply.set_error("the inbox refused the ticket");
+      co_return reply;
     }
     if (rr->code() != inbox::INBOX_OK) {
       reply.set_code(MSG_INVALID);
@@ -474,6 +506,7 @@ Task<rpc::Result<GroupSendReply>> MsgService::serve_group_send(rpc::CallContext 
     item.set_client_msg_id(req.client_msg_id());
     item.set_group_id(gid);
     item.set_body(req.body());
+    item.set_sender_ticket(ctx.ticket);  // the fan-out appends act for the sender with it
     for (uint64_t m : state->record.members()) item.add_members(m);
     queue::EnqueueResult e = co_await queue_.enqueue(queue::queue_for(gid, queue_.queues()),
                                                      state->record.message_id(), item.SerializeAsString(), deadline);

@@ -223,8 +223,6 @@ class MsgService final : public Node {
                                             uint64_t seq, TimePoint deadline);
   // One inbox.Append through the router; the inbox code, or nullopt when the
   // call itself failed.
-  Task<std::optional<inbox::InboxCode>> append(uint64_t uid, uint64_t seq, std::string bytes, TimePoint deadline);
-  Task<void> unsafe_background_append(uint64_t uid, uint64_t seq, std::string bytes);
   void emit_ack(uint64_t sender, const SentRecord& record, std::string_view cmid);
 
   Runtime& rt_;

@@ -27,6 +27,7 @@ std::string contacts_version_key(uint64_t uid) {
 ContactsService::ContactsService(Runtime& rt, ContactsServiceConfig config)
     : rt_(rt),
       config_(std::move(config)),
+      keys_(config_.keys.keys.empty() ? std::nullopt : std::make_optional<ticket::KeyRing>(config_.keys)),
       endpoint_(rt, config_.server),
       kv_(rt, endpoint_, config_.shards, config_.kv) {}
 
@@ -58,6 +59,16 @@ TimePoint ContactsService::deadline_for(const rpc::CallContext& ctx) const {
   TimePoint d = rt_.now() + config_.request_budget;
   if (ctx.deadline - config_.reply_margin < d) d = ctx.deadline - config_.reply_margin;
   return d;
+}
+
+bool ContactsService::ticket_ok(const rpc::CallContext& ctx, uint64_t uid, std::string_view method) {
+  if (!keys_) return true;
+  const ticket::TicketCheck c = keys_->verify_for_user(ctx.ticket, rt_.now(), uid);
+  if (c.ok()) return true;
+  ++stats_.unauthenticated;
+  rt_.debug("contacts: {} for uid {} refused: ticket {} (ticket uid {})", method, uid,
+            ticket::to_string(c.status), c.user_id);
+  return false;
 }
 
 Task<void> ContactsService::pause() {
@@ -128,6 +139,10 @@ Task<rpc::Result<ChangeContactReply>> ContactsService::serve_change(rpc::CallCon
                                                                     ChangeContactRequest req,
                                                                     bool remove) {
   ChangeContactReply reply;
+  if (!ticket_ok(ctx, req.uid(), remove ? "remove" : "add")) {
+    reply.set_code(CONTACTS_UNAUTHENTICATED);
+    co_return reply;
+  }
   const uint64_t uid = req.uid();
   const uint64_t contact = req.contact_uid();
   std::optional<shard::ShardedKvClient::Lease> lease;
@@ -201,6 +216,10 @@ Task<rpc::Result<ChangeContactReply>> ContactsService::serve_change(rpc::CallCon
 Task<rpc::Result<ListContactsReply>> ContactsService::serve_list(rpc::CallContext ctx,
                                                                  ListContactsRequest req) {
   ListContactsReply reply;
+  if (!ticket_ok(ctx, req.uid(), "list")) {
+    reply.set_code(CONTACTS_UNAUTHENTICATED);
+    co_return reply;
+  }
   std::optional<shard::ShardedKvClient::Lease> lease;
   if (req.uid() != 0) lease = kv_.lease_for_user(req.uid());
   if (!lease) {

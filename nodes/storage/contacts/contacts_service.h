@@ -21,6 +21,12 @@
 //   contacts.ListContacts   (uid) → version, contact uids (a snapshot: the
 //                           version key read unchanged before and after the
 //                           scan).
+//
+// Tickets (docs/tickets.md, "Every hop"): with keys in the config, every
+// method first checks that the ticket (CallContext::ticket) is valid for
+// `uid` — the user whose contacts are read or changed — and answers
+// CONTACTS_UNAUTHENTICATED, touching nothing, if not. Without keys nothing is
+// checked (storage-only tests and deployments).
 #pragma once
 
 #include <cstdint>
@@ -58,6 +64,7 @@ struct ContactsServiceStats {
   uint64_t version_cas_retries = 0;  // version CAS lost or unknown
   uint64_t rolled_forward = 0;       // item writes done for a committed change
   uint64_t list_retries = 0;         // version moved during a list
+  uint64_t unauthenticated = 0;      // refused: the ticket check failed
 };
 
 class ContactsService final : public Node {
@@ -72,6 +79,9 @@ class ContactsService final : public Node {
 
  private:
   TimePoint deadline_for(const rpc::CallContext& ctx) const;
+  // True when the service checks no tickets or `ctx` carries a valid ticket
+  // of `uid`; else counts and logs the refusal (never the ticket's bytes).
+  bool ticket_ok(const rpc::CallContext& ctx, uint64_t uid, std::string_view method);
   Task<void> pause();
   // Reads cv/<uid>: nullopt at the deadline; else the record (version 0 if
   // absent) and the key's KV version in *kv_version.
@@ -87,6 +97,7 @@ class ContactsService final : public Node {
 
   Runtime& rt_;
   ContactsServiceConfig config_;
+  std::optional<ticket::KeyRing> keys_;  // none: tickets are not checked
   rpc::RpcEndpoint endpoint_;
   shard::ShardedKvClient kv_;
   ContactsServiceStats stats_;

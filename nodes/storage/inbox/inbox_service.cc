@@ -4,6 +4,8 @@
 #include <limits>
 #include <utility>
 
+#include "nodes/logic/msg/msg.pb.h"  // msg.StoredMessage: Append checks the message's sender
+
 namespace wx::inbox {
 
 std::string inbox_prefix(uint64_t uid) {
@@ -43,6 +45,7 @@ std::optional<uint64_t> seq_of_key(std::string_view key) {
 InboxService::InboxService(Runtime& rt, InboxServiceConfig config)
     : rt_(rt),
       config_(std::move(config)),
+      keys_(config_.keys.keys.empty() ? std::nullopt : std::make_optional<ticket::KeyRing>(config_.keys)),
       endpoint_(rt, config_.server),
       kv_(rt, endpoint_, config_.shards, config_.kv) {}
 
@@ -72,6 +75,16 @@ TimePoint InboxService::deadline_for(const rpc::CallContext& ctx) const {
   return d;
 }
 
+bool InboxService::ticket_ok(const rpc::CallContext& ctx, uint64_t uid, std::string_view method) {
+  if (!keys_) return true;
+  const ticket::TicketCheck c = keys_->verify_for_user(ctx.ticket, rt_.now(), uid);
+  if (c.ok()) return true;
+  ++stats_.unauthenticated;
+  rt_.debug("inbox: {} for uid {} refused: ticket {} (ticket uid {})", method, uid, ticket::to_string(c.status),
+            c.user_id);
+  return false;
+}
+
 Task<void> InboxService::pause() {
   int64_t pause_ns = config_.retry_pause.ns();
   co_await rt_.sleep(nanoseconds(
@@ -81,6 +94,22 @@ Task<void> InboxService::pause() {
 
 Task<rpc::Result<AppendReply>> InboxService::serve_append(rpc::CallContext ctx, AppendRequest req) {
   AppendReply reply;
+  if (!ticket_ok(ctx, req.sender_uid(), "append")) {
+    reply.set_code(INBOX_UNAUTHENTICATED);
+    co_return reply;
+  }
+  if (keys_) {
+    // The writer acts for sender_uid only: the stored message must say so.
+    msg::StoredMessage m;
+    if (req.message().size() > kMessageBytesMax || !m.ParseFromString(req.message()) ||
+        m.sender() != req.sender_uid()) {
+      ++stats_.forbidden;
+      rt_.debug("inbox: append to {} by {} refused: the message names another sender", req.uid(),
+                req.sender_uid());
+      reply.set_code(INBOX_FORBIDDEN);
+      co_return reply;
+    }
+  }
   std::optional<shard::ShardedKvClient::Lease> lease;
   if (req.uid() != 0 && req.seq() != 0 && req.message().size() <= kMessageBytesMax) {
     lease = kv_.lease_for_user(req.uid());
@@ -242,6 +271,10 @@ Task<rpc::Result<AppendReply>> InboxService::append_unordered(kv::KvClient* kv, 
 
 Task<rpc::Result<RangeReply>> InboxService::serve_range(rpc::CallContext ctx, RangeRequest req) {
   RangeReply reply;
+  if (!ticket_ok(ctx, req.uid(), "range")) {
+    reply.set_code(INBOX_UNAUTHENTICATED);
+    co_return reply;
+  }
   std::optional<shard::ShardedKvClient::Lease> lease;
   if (req.uid() != 0) lease = kv_.lease_for_user(req.uid());
   if (!lease) {
@@ -286,6 +319,10 @@ Task<rpc::Result<RangeReply>> InboxService::serve_range(rpc::CallContext ctx, Ra
 
 Task<rpc::Result<HeadReply>> InboxService::serve_head(rpc::CallContext ctx, HeadRequest req) {
   HeadReply reply;
+  if (!ticket_ok(ctx, req.uid(), "head")) {
+    reply.set_code(INBOX_UNAUTHENTICATED);
+    co_return reply;
+  }
   std::optional<shard::ShardedKvClient::Lease> lease;
   if (req.uid() != 0) lease = kv_.lease_for_user(req.uid());
   if (!lease) {

@@ -26,6 +26,16 @@
 //                 seen seq s never later finds a stored seq < s it has not
 //                 seen (paging with after_seq = the last seq seen is enough).
 //   inbox.Head    (uid): the last stored seq (0: empty), one linearizable read.
+//
+// Tickets (docs/tickets.md, "Every hop"): with keys in the config, every
+// request is checked BEFORE anything is read or written:
+//   Range / Head: the ticket (CallContext::ticket) must be valid for `uid`;
+//   Append:       the ticket must be valid for `sender_uid` (the writer acts
+//                 for the sender, not the recipient), and `message` must
+//                 parse as a msg.StoredMessage whose sender is `sender_uid`
+//                 (else INBOX_FORBIDDEN).
+// A failed ticket check answers INBOX_UNAUTHENTICATED. Without keys nothing
+// is checked (storage-only tests and deployments).
 #pragma once
 
 #include <cstdint>
@@ -83,6 +93,8 @@ struct InboxServiceStats {
   uint64_t append_races = 0;    // txn rounds lost to a concurrent append (read again)
   uint64_t append_unknown = 0;  // appends that saw an unknown KV write outcome (then fenced)
   uint64_t ranges = 0, heads = 0;
+  uint64_t unauthenticated = 0;  // refused: the ticket check failed
+  uint64_t forbidden = 0;        // Append refused: the message names another sender
 };
 
 class InboxService final : public Node {
@@ -97,6 +109,9 @@ class InboxService final : public Node {
 
  private:
   TimePoint deadline_for(const rpc::CallContext& ctx) const;
+  // True when the service checks no tickets or `ctx` carries a valid ticket
+  // of `uid`; else counts and logs the refusal (never the ticket's bytes).
+  bool ticket_ok(const rpc::CallContext& ctx, uint64_t uid, std::string_view method);
   Task<void> pause();
   Task<rpc::Result<AppendReply>> serve_append(rpc::CallContext ctx, AppendRequest req);
   Task<rpc::Result<RangeReply>> serve_range(rpc::CallContext ctx, RangeRequest req);
@@ -109,6 +124,7 @@ class InboxService final : public Node {
 
   Runtime& rt_;
   InboxServiceConfig config_;
+  std::optional<ticket::KeyRing> keys_;  // none: tickets are not checked
   rpc::RpcEndpoint endpoint_;
   shard::ShardedKvClient kv_;
   InboxServiceStats stats_;

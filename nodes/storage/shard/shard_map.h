@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "nodes/logic/ticket/ticket.h"
 #include "nodes/rpc/endpoint.h"
 #include "nodes/storage/kv/kv_client.h"
 
@@ -136,6 +137,12 @@ struct DataServiceConfig {
   // Pause (jittered) between rounds of a step that got no definite answer or
   // lost a race.
   Duration retry_pause = milliseconds(20);
+  // The ticket keys (docs/tickets.md, "Every hop"). Empty (no keys): the
+  // service checks no tickets (storage-only tests and deployments). With
+  // keys, every request must carry a ticket (rpc CallContext::ticket) of the
+  // user it acts for; make_node fills them in from the msg / access / group
+  // templates when the deployment has them.
+  ticket::KeyRingConfig keys;
 };
 
 }  // namespace wx::shard
