@@ -39,7 +39,7 @@ cmake --build "$SAN_DIR" -j "$JOBS"
 
 # Sweeps default to hundreds of seeds, sized for the normal build; under the
 # sanitizers each seed is several times slower, so CI runs a prefix.
-export WX_SEEDS="${WX_SEEDS:-10}"
+export WX_SEEDS="${WX_SEEDS:-3}"
 # Every finding is fatal and printed with its stack. detect_leaks: LeakSanitizer
 # at exit. detect_stack_use_after_return: also catches a coroutine or callback
 # keeping a pointer into a returned stack frame.
