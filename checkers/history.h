@@ -213,12 +213,19 @@ struct GroupMembers {
 
 // --- final states (after heal and quiescence) ------------------------------------
 
+// A user's profile as synced: field name -> value (e.g. "nickname", "region").
+using ProfileFields = std::map<std::string, std::string>;
+
 // The server's state for `user` at the end: every message in the inbox, and
 // the sync key a client that has synced everything would hold now.
 struct ServerFinal {
   UserId user = 0;
   std::vector<MessageCopy> inbox;  // recipient == user; any order
   SyncKey versions;
+  // The other synced data types, when recorded: the user's contacts (any
+  // order; listed once each) and profile. Absent: not recorded.
+  std::optional<std::vector<UserId>> contacts;
+  std::optional<ProfileFields> profile;
   auto operator<=>(const ServerFinal&) const = default;
 };
 
@@ -230,6 +237,10 @@ struct ClientFinal {
   UserId user = 0;
   std::vector<MessageCopy> messages;  // recipient == user; any order
   SyncKey key;
+  // What the client synced of the other data types, when recorded (see
+  // ServerFinal): its contact set and the profile it holds.
+  std::optional<std::vector<UserId>> contacts;
+  std::optional<ProfileFields> profile;
   auto operator<=>(const ClientFinal&) const = default;
 };
 

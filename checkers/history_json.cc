@@ -232,6 +232,16 @@ std::vector<UserId> decode_users(const Json& j, const std::string& path) {
   return out;
 }
 
+ProfileFields decode_profile(const Json& j, const std::string& path) {
+  if (!j.is_object()) fail(path, "expected an object {field: text}, got " + type_name(j));
+  ProfileFields out;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key().empty()) fail(path, "a profile field name must not be empty");
+    out[it.key()] = as_string(it.value(), join(path, printable(it.key())), false);
+  }
+  return out;
+}
+
 OpKind decode_op(Obj& o) {
   const std::string name = o.str("op", true);
   const auto k = parse_op_kind(name);
@@ -355,6 +365,8 @@ EventBody decode_body(Obj& o, const std::string& kind) {
     s.user = o.u64("user");
     s.inbox = decode_copies(o, "inbox");
     s.versions = decode_key(o.need("versions"), o.at("versions"));
+    if (const Json* c = o.find("contacts")) s.contacts = decode_users(*c, o.at("contacts"));
+    if (const Json* p = o.find("profile")) s.profile = decode_profile(*p, o.at("profile"));
     return s;
   }
   if (kind == "client_final") {
@@ -362,6 +374,8 @@ EventBody decode_body(Obj& o, const std::string& kind) {
     c.user = o.u64("user");
     c.messages = decode_copies(o, "messages");
     c.key = decode_key(o.need("key"), o.at("key"));
+    if (const Json* u = o.find("contacts")) c.contacts = decode_users(*u, o.at("contacts"));
+    if (const Json* p = o.find("profile")) c.profile = decode_profile(*p, o.at("profile"));
     return c;
   }
   fail("event", "unknown event kind \"" + printable(kind) +
@@ -485,6 +499,15 @@ void encode_request(Json& j, const Request& request) {
       request);
 }
 
+Json encode_profile(const ProfileFields& p) {
+  Json j = Json::object();
+  for (const auto& [field, value] : p) {
+    require_nonempty(field, "profile field name");
+    j[field] = value;
+  }
+  return j;
+}
+
 void encode_result(Json& j, const Result& result) {
   std::visit(
       [&](const auto& r) {
@@ -561,11 +584,15 @@ Json encode_json(const Event& e) {
           j["user"] = b.user;
           j["inbox"] = encode_copies(b.inbox);
           j["versions"] = encode_key(b.versions);
+          if (b.contacts) j["contacts"] = encode_users(*b.contacts);
+          if (b.profile) j["profile"] = encode_profile(*b.profile);
         } else {
           static_assert(std::is_same_v<T, ClientFinal>);
           j["user"] = b.user;
           j["messages"] = encode_copies(b.messages);
           j["key"] = encode_key(b.key);
+          if (b.contacts) j["contacts"] = encode_users(*b.contacts);
+          if (b.profile) j["profile"] = encode_profile(*b.profile);
         }
       },
       e.body);

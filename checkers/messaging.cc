@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <initializer_list>
+#include <iterator>
 #include <map>
 #include <set>
 #include <tuple>
@@ -985,6 +986,57 @@ class Checker {
     return it->second;
   }
 
+  // The data types besides messages (docs/messaging-history.md,
+  // "convergence"): the client's synced contact set and profile must equal
+  // the server's. Compared when both sides recorded them; one side alone is
+  // a violation too when the client syncs that type (its key lists it) or
+  // only the client recorded it.
+  void check_other_types(const Holder& hd, const ClientFinal& client, const ServerFinal& server,
+                         size_t server_event) {
+    auto report = [&](const std::string& kind, const std::string& text) {
+      Violation& v = add(Check::convergence, kind, text);
+      v.client = hd.process;
+      v.recipient = hd.user;
+      add_refs(v, {server_event, hd.event});
+    };
+    auto users_text = [](const std::set<UserId>& us) {
+      std::string out;
+      for (UserId u : us) out += (out.empty() ? "" : ", ") + user_name(u);
+      return out.empty() ? std::string("none") : out;
+    };
+    const std::string who = "client " + hd.process + "'s final state of " + user_name(hd.user);
+    if (client.contacts && server.contacts) {
+      const std::set<UserId> c(client.contacts->begin(), client.contacts->end());
+      const std::set<UserId> sv(server.contacts->begin(), server.contacts->end());
+      if (c != sv) {
+        std::set<UserId> only_client, only_server;
+        std::set_difference(c.begin(), c.end(), sv.begin(), sv.end(),
+                            std::inserter(only_client, only_client.end()));
+        std::set_difference(sv.begin(), sv.end(), c.begin(), c.end(),
+                            std::inserter(only_server, only_server.end()));
+        report("contacts_differ", who + " has contacts the server does not (" + users_text(only_client) +
+                                      ") and lacks contacts the server has (" + users_text(only_server) + ")");
+      }
+    } else if (client.contacts || (server.contacts && client.key.count("contacts") != 0)) {
+      report("contacts_unrecorded", who + (client.contacts ? " lists contacts but the server's final state does not"
+                                                          : " syncs contacts but does not list them"));
+    }
+    auto profile_text = [](const ProfileFields& p) {
+      std::string out;
+      for (const auto& [f, v] : p) out += (out.empty() ? "" : ", ") + f + "=\"" + v + "\"";
+      return "{" + out + "}";
+    };
+    if (client.profile && server.profile) {
+      if (*client.profile != *server.profile) {
+        report("profile_differs", who + " holds profile " + profile_text(*client.profile) +
+                                      " but the server's is " + profile_text(*server.profile));
+      }
+    } else if (client.profile || (server.profile && client.key.count("account") != 0)) {
+      report("profile_unrecorded", who + (client.profile ? " holds a profile but the server's final state has none"
+                                                        : " syncs the account but holds no profile"));
+    }
+  }
+
   void check_convergence() {
     for (size_t hi = 0; hi < holders_.size(); ++hi) {
       const Holder& hd = holders_[hi];
@@ -1084,6 +1136,7 @@ class Checker {
         v.recipient = hd.user;
         add_refs(v, {server_event, hd.event});
       }
+      check_other_types(hd, client, server, server_event);
     }
   }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "nodes/logic/login/login_service.h"
 #include "nodes/logic/msg/msg_service.h"
 
 namespace wx::access {
@@ -151,6 +152,9 @@ Task<rpc::Result<ForwardReply>> AccessService::serve_call(rpc::CallContext ctx, 
 Task<rpc::Result<ForwardReply>> AccessService::serve_request(rpc::CallContext ctx, ForwardRequest req) {
   ForwardReply reply;
   ++stats_.requests;
+  // Register and login are how a user GETS a ticket: the one kind of request
+  // forwarded without one (to the login service, which asks for none).
+  if (req.has_register_account() || req.has_login()) co_return co_await forward(std::move(ctx), std::move(req));
   if (req.uid() == 0) {
     reply.set_code(ACCESS_INVALID);
     reply.set_error("uid 0");
@@ -196,6 +200,63 @@ Task<ForwardReply> AccessService::forward(rpc::CallContext ctx, ForwardRequest r
     }
     reply.set_code(ACCESS_OK);
     *reply.mutable_sync() = std::move(r.value());
+    co_return reply;
+  }
+  if (req.has_contact_change()) {
+    ++stats_.forwarded;
+    rpc::Result<msg::ContactChangeReply> r =
+        co_await router_.call<msg::ContactChangeReply>(service, msg::kContactChangeMethod, req.contact_change(), o);
+    if (!r.ok()) {
+      ++stats_.forward_failed;
+      reply.set_code(ACCESS_UNAVAILABLE);
+      reply.set_error("msg.ContactChange: " + r.status().to_string());
+      co_return reply;
+    }
+    reply.set_code(ACCESS_OK);
+    *reply.mutable_contact_change() = std::move(r.value());
+    co_return reply;
+  }
+  if (req.has_set_profile()) {
+    ++stats_.forwarded;
+    rpc::Result<msg::SetProfileReply> r =
+        co_await router_.call<msg::SetProfileReply>(service, msg::kSetProfileMethod, req.set_profile(), o);
+    if (!r.ok()) {
+      ++stats_.forward_failed;
+      reply.set_code(ACCESS_UNAVAILABLE);
+      reply.set_error("msg.SetProfile: " + r.status().to_string());
+      co_return reply;
+    }
+    reply.set_code(ACCESS_OK);
+    *reply.mutable_set_profile() = std::move(r.value());
+    co_return reply;
+  }
+  const std::string login_service(kLoginServiceName);
+  if (req.has_register_account()) {
+    ++stats_.forwarded;
+    rpc::Result<login::RegisterReply> r = co_await router_.call<login::RegisterReply>(
+        login_service, login::kRegisterMethod, req.register_account(), o);
+    if (!r.ok()) {
+      ++stats_.forward_failed;
+      reply.set_code(ACCESS_UNAVAILABLE);
+      reply.set_error("login.Register: " + r.status().to_string());
+      co_return reply;
+    }
+    reply.set_code(ACCESS_OK);
+    *reply.mutable_register_account() = std::move(r.value());
+    co_return reply;
+  }
+  if (req.has_login()) {
+    ++stats_.forwarded;
+    rpc::Result<login::LoginReply> r =
+        co_await router_.call<login::LoginReply>(login_service, login::kLoginMethod, req.login(), o);
+    if (!r.ok()) {
+      ++stats_.forward_failed;
+      reply.set_code(ACCESS_UNAVAILABLE);
+      reply.set_error("login.Login: " + r.status().to_string());
+      co_return reply;
+    }
+    reply.set_code(ACCESS_OK);
+    *reply.mutable_login() = std::move(r.value());
     co_return reply;
   }
   reply.set_code(ACCESS_INVALID);

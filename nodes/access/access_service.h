@@ -17,8 +17,13 @@
 //     push client.Notify(session, uid, version) to the session's peer — no
 //                                payload, only "new data, version X".
 //   Short connection:
-//     access.Request(uid, send|sync)  one request, one response, no session;
-//                                ticket must be uid's; forwarded likewise.
+//     access.Request(uid, send|sync|contact_change|set_profile)  one request,
+//                                one response, no session; ticket must be
+//                                uid's; forwarded likewise (to msg).
+//     access.Request(register_account|login)  NO ticket (this is how a user
+//                                gets one), uid may be 0; forwarded to the
+//                                login service. (access.Call forwards them
+//                                too, but a session already needs a ticket.)
 //   Logic → access:
 //     access.Notify(uid, version) (nodes/access/notify.h): pushes to every
 //                                session of uid held HERE (none: a no-op).
@@ -61,6 +66,7 @@ inline const rpc::MethodSpec kPushMethod{"client.Notify", rpc::Idempotent::yes, 
 inline constexpr size_t kSessionsMax = 100'000;
 inline constexpr size_t kSessionsPerUserMax = 8;  // devices of one user on one node
 inline constexpr std::string_view kMsgServiceName = "msg";
+inline constexpr std::string_view kLoginServiceName = "login";
 
 struct AccessServiceConfig {
   rpc::ServiceDirectory directory;  // filled by make_node (msg instances)

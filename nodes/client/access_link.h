@@ -57,6 +57,8 @@ class AccessLink {
   void set_on_notify(std::function<void(uint64_t version)> f) { on_notify_ = std::move(f); }
   void set_on_connected(std::function<void()> f) { on_connected_ = std::move(f); }
   void set_ticket(std::string t) { config_.ticket = std::move(t); }
+  // The user (a client that registered learns its uid then): before run().
+  void set_uid(uint64_t uid) { config_.uid = uid; }
 
   // Keeps the connection until stop(). Spawn once.
   Task<void> run();

@@ -11,6 +11,14 @@ MessagingClient::MessagingClient(Runtime& rt, rpc::Router& router, MessagingClie
                                  HistoryRecorder* recorder, AccessLink* link)
     : rt_(rt), router_(router), config_(std::move(config)), recorder_(recorder), link_(link), wake_(rt, 1) {
   key_[std::string(kMessagesType)] = 0;
+  if (config_.sync_all_types) {
+    key_[std::string(kContactsType)] = 0;
+    key_[std::string(kAccountType)] = 0;
+  }
+}
+
+ProfileFields profile_fields(const account::Profile& p) {
+  return ProfileFields{{"nickname", p.nickname()}, {"region", p.region()}};
 }
 
 uint64_t MessagingClient::last_seq() const {
@@ -133,6 +141,15 @@ Task<SyncStatus> MessagingClient::sync_page(bool* more) {
     received_.push_back(std::move(c));
     ++stats_.messages_received;
   }
+  // Contacts: each change is the contact's latest state (increasing version).
+  for (const msg::ContactChange& c : r->contacts()) {
+    if (c.removed()) {
+      contacts_.erase(c.contact_uid());
+    } else {
+      contacts_.insert(c.contact_uid());
+    }
+  }
+  if (r->has_profile()) profile_ = profile_fields(r->profile());
   // The client keeps what the server says; a key never moves backwards here
   // either (the checker judges the server's answer as recorded).
   for (const auto& [type, version] : result.key) {
@@ -246,7 +263,277 @@ Task<void> MessagingClient::notified_sync_loop() {
 }
 
 void MessagingClient::record_final() {
-  if (recorder_ != nullptr) recorder_->final_state(config_.process, rt_.now().ns(), config_.uid, received_, key_);
+  if (recorder_ == nullptr) return;
+  FinalState f;
+  f.messages = received_;
+  f.key = key_;
+  f.has_contacts = config_.sync_all_types;
+  if (config_.sync_all_types) {
+    f.contacts.assign(contacts_.begin(), contacts_.end());
+    f.profile = profile_;
+    if (!f.profile) f.profile = ProfileFields{};  // none synced (no account): empty
+  }
+  recorder_->final_state_full(config_.process, rt_.now().ns(), config_.uid, f);
+}
+
+// --- register, login, contacts, profile -------------------------------------------
+
+namespace {
+AccountOutcome from_login_code(login::LoginCode c, const std::string& error) {
+  AccountOutcome out;
+  out.error = std::string(login::LoginCode_Name(c)) + ": " + error;
+  switch (c) {
+    case login::LOGIN_OK: out.status = AccountStatus::ok; break;
+    case login::LOGIN_DENIED: out.status = AccountStatus::denied; break;
+    case login::LOGIN_TAKEN: out.status = AccountStatus::taken; break;
+    case login::LOGIN_UNKNOWN: out.status = AccountStatus::unknown; break;
+    default: out.status = AccountStatus::failed; break;
+  }
+  return out;
+}
+}  // namespace
+
+Task<rpc::Result<access::ForwardReply>> MessagingClient::call_access_short(access::ForwardRequest req,
+                                                                           rpc::CallOptions o) {
+  req.set_uid(config_.uid);
+  co_return co_await router_.call<access::ForwardReply>(std::string(access::kServiceName), access::kRequestMethod,
+                                                        req, std::move(o));
+}
+
+Task<AccountOutcome> MessagingClient::register_account(std::string account_id, std::string password,
+                                                       account::Profile profile) {
+  uint64_t nonce = 0;
+  while (nonce == 0) nonce = rt_.rng().next_u64();
+  login::RegisterRequest req;
+  req.set_account_id(account_id);
+  req.set_password(std::move(password));
+  *req.mutable_profile() = std::move(profile);
+  req.set_nonce(nonce);
+  AccountOutcome out;
+  for (int attempt = 0; attempt < config_.account_attempts_max; ++attempt) {
+    if (attempt > 0) co_await rt_.sleep(config_.retry_pause);
+    const uint64_t op = next_op();
+    if (recorder_ != nullptr) {
+      recorder_->invoke_register(config_.process, rt_.now().ns(), op, RegisterOp{account_id, nonce});
+    }
+    rpc::CallOptions o;
+    o.timeout = config_.call_timeout;
+    std::optional<login::RegisterReply> reply;
+    std::string error;
+    if (config_.path == ClientPath::direct) {
+      rpc::Result<login::RegisterReply> r = co_await router_.call<login::RegisterReply>(
+          std::string(login::kServiceName), login::kRegisterMethod, req, o);
+      if (r.ok()) reply = std::move(r.value());
+      else error = r.status().to_string();
+    } else {
+      access::ForwardRequest f;
+      *f.mutable_register_account() = req;
+      rpc::Result<access::ForwardReply> r = co_await call_access_short(std::move(f), o);
+      if (r.ok() && r->code() == access::ACCESS_OK && r->has_register_account()) reply = r->register_account();
+      else error = r.ok() ? std::string(access::AccessCode_Name(r->code())) + ": " + r->error() : r.status().to_string();
+    }
+    OpResult done;
+    if (!reply) {
+      out.status = AccountStatus::unknown;
+      out.error = error;
+    } else {
+      const int attempts = out.attempts;
+      out = from_login_code(reply->code(), reply->error());
+      out.attempts = attempts;
+      out.uid = reply->uid();
+    }
+    ++out.attempts;
+    done.error = out.error;
+    done.outcome = out.status == AccountStatus::ok        ? Outcome::ok
+                   : out.status == AccountStatus::unknown ? Outcome::info
+                                                          : Outcome::fail;
+    if (out.status == AccountStatus::ok) {
+      done.uid = out.uid;
+      done.error.clear();
+    }
+    complete(op, OpKind::register_account, done);
+    if (out.status != AccountStatus::unknown) break;
+  }
+  if (out.status == AccountStatus::ok && config_.uid == 0) config_.uid = out.uid;
+  co_return out;
+}
+
+Task<AccountOutcome> MessagingClient::login(std::string account_id, std::string password) {
+  login::LoginRequest req;
+  req.set_account_id(std::move(account_id));
+  req.set_password(std::move(password));
+  AccountOutcome out;
+  for (int attempt = 0; attempt < config_.account_attempts_max; ++attempt) {
+    if (attempt > 0) co_await rt_.sleep(config_.retry_pause);
+    const uint64_t op = next_op();
+    if (recorder_ != nullptr) recorder_->invoke_login(config_.process, rt_.now().ns(), op, LoginOp{config_.uid, ""});
+    rpc::CallOptions o;
+    o.timeout = config_.call_timeout;
+    std::optional<login::LoginReply> reply;
+    std::string error;
+    if (config_.path == ClientPath::direct) {
+      rpc::Result<login::LoginReply> r =
+          co_await router_.call<login::LoginReply>(std::string(login::kServiceName), login::kLoginMethod, req, o);
+      if (r.ok()) reply = std::move(r.value());
+      else error = r.status().to_string();
+    } else {
+      access::ForwardRequest f;
+      *f.mutable_login() = req;
+      rpc::Result<access::ForwardReply> r = co_await call_access_short(std::move(f), o);
+      if (r.ok() && r->code() == access::ACCESS_OK && r->has_login()) reply = r->login();
+      else error = r.ok() ? std::string(access::AccessCode_Name(r->code())) + ": " + r->error() : r.status().to_string();
+    }
+    OpResult done;
+    if (!reply) {
+      out.status = AccountStatus::unknown;
+      out.error = error;
+    } else {
+      const int attempts = out.attempts;
+      out = from_login_code(reply->code(), reply->error());
+      out.attempts = attempts;
+      out.uid = reply->uid();
+      if (out.status == AccountStatus::ok) {
+        config_.uid = reply->uid();
+        config_.ticket = reply->ticket();
+        if (link_ != nullptr) {
+          link_->set_uid(config_.uid);
+          link_->set_ticket(config_.ticket);
+        }
+      }
+    }
+    ++out.attempts;
+    done.error = out.error;
+    done.outcome = out.status == AccountStatus::ok        ? Outcome::ok
+                   : out.status == AccountStatus::unknown ? Outcome::info
+                                                          : Outcome::fail;
+    if (out.status == AccountStatus::ok) done.error.clear();
+    complete(op, OpKind::login, done);
+    if (out.status != AccountStatus::unknown) break;
+  }
+  co_return out;
+}
+
+Task<rpc::Result<msg::ContactChangeReply>> MessagingClient::call_contact_change(const msg::ContactChangeRequest& req,
+                                                                                rpc::CallOptions o) {
+  if (config_.path == ClientPath::direct) {
+    co_return co_await router_.call<msg::ContactChangeReply>(std::string(msg::kServiceName),
+                                                             msg::kContactChangeMethod, req, o);
+  }
+  access::ForwardRequest f;
+  *f.mutable_contact_change() = req;
+  rpc::Result<access::ForwardReply> r = co_await call_access(std::move(f), std::move(o));
+  if (!r.ok()) co_return r.status();
+  if (r->code() == access::ACCESS_OK && r->has_contact_change()) co_return r->contact_change();
+  if (r->code() == access::ACCESS_UNAUTHENTICATED || r->code() == access::ACCESS_INVALID) {
+    msg::ContactChangeReply refused;
+    refused.set_code(r->code() == access::ACCESS_UNAUTHENTICATED ? msg::MSG_UNAUTHENTICATED : msg::MSG_INVALID);
+    refused.set_error(r->error());
+    co_return refused;
+  }
+  co_return rpc::Status{rpc::StatusCode::unavailable,
+                        std::string(access::AccessCode_Name(r->code())) + ": " + r->error()};
+}
+
+Task<rpc::Result<msg::SetProfileReply>> MessagingClient::call_set_profile(const msg::SetProfileRequest& req,
+                                                                          rpc::CallOptions o) {
+  if (config_.path == ClientPath::direct) {
+    co_return co_await router_.call<msg::SetProfileReply>(std::string(msg::kServiceName), msg::kSetProfileMethod,
+                                                          req, o);
+  }
+  access::ForwardRequest f;
+  *f.mutable_set_profile() = req;
+  rpc::Result<access::ForwardReply> r = co_await call_access(std::move(f), std::move(o));
+  if (!r.ok()) co_return r.status();
+  if (r->code() == access::ACCESS_OK && r->has_set_profile()) co_return r->set_profile();
+  if (r->code() == access::ACCESS_UNAUTHENTICATED || r->code() == access::ACCESS_INVALID) {
+    msg::SetProfileReply refused;
+    refused.set_code(r->code() == access::ACCESS_UNAUTHENTICATED ? msg::MSG_UNAUTHENTICATED : msg::MSG_INVALID);
+    refused.set_error(r->error());
+    co_return refused;
+  }
+  co_return rpc::Status{rpc::StatusCode::unavailable,
+                        std::string(access::AccessCode_Name(r->code())) + ": " + r->error()};
+}
+
+namespace {
+// The msg service's answer to a contact change / profile set as an outcome.
+template <typename Reply>
+void settle(const rpc::Result<Reply>& r, AccountOutcome* out) {
+  if (!r.ok()) {
+    out->status = AccountStatus::unknown;
+    out->error = r.status().to_string();
+    return;
+  }
+  out->error = r->code() == msg::MSG_OK ? "" : std::string(msg::MsgCode_Name(r->code())) + ": " + r->error();
+  if (r->code() == msg::MSG_OK) {
+    out->status = AccountStatus::ok;
+    out->version = r->version();
+    out->changed = r->changed();
+  } else if (r->code() == msg::MSG_UNKNOWN) {
+    out->status = AccountStatus::unknown;
+  } else {
+    out->status = AccountStatus::failed;
+  }
+}
+}  // namespace
+
+Task<AccountOutcome> MessagingClient::change_contact(uint64_t contact, bool remove) {
+  msg::ContactChangeRequest req;
+  req.set_contact_uid(contact);
+  req.set_remove(remove);
+  AccountOutcome out;
+  for (int attempt = 0; attempt < config_.account_attempts_max; ++attempt) {
+    if (attempt > 0) co_await rt_.sleep(config_.retry_pause);
+    const uint64_t op = next_op();
+    if (recorder_ != nullptr) {
+      recorder_->invoke_contacts(config_.process, rt_.now().ns(), op,
+                                 ContactsOp{config_.uid, remove ? "remove" : "add", contact});
+    }
+    rpc::CallOptions o;
+    o.timeout = config_.call_timeout;
+    o.ticket = config_.ticket;
+    settle(co_await call_contact_change(req, o), &out);
+    ++out.attempts;
+    OpResult done;
+    done.error = out.error;
+    done.outcome = out.status == AccountStatus::ok        ? Outcome::ok
+                   : out.status == AccountStatus::unknown ? Outcome::info
+                                                          : Outcome::fail;
+    done.has_version = out.status == AccountStatus::ok;
+    done.version = out.version;
+    done.changed = out.changed;
+    complete(op, OpKind::contacts, done);
+    if (out.status != AccountStatus::unknown) break;
+  }
+  co_return out;
+}
+
+Task<AccountOutcome> MessagingClient::set_profile(account::Profile profile) {
+  msg::SetProfileRequest req;
+  *req.mutable_profile() = std::move(profile);
+  AccountOutcome out;
+  for (int attempt = 0; attempt < config_.account_attempts_max; ++attempt) {
+    if (attempt > 0) co_await rt_.sleep(config_.retry_pause);
+    const uint64_t op = next_op();
+    if (recorder_ != nullptr) {
+      recorder_->invoke_contacts(config_.process, rt_.now().ns(), op, ContactsOp{config_.uid, "set_profile", 0});
+    }
+    rpc::CallOptions o;
+    o.timeout = config_.call_timeout;
+    o.ticket = config_.ticket;
+    settle(co_await call_set_profile(req, o), &out);
+    ++out.attempts;
+    OpResult done;
+    done.error = out.error;
+    done.outcome = out.status == AccountStatus::ok        ? Outcome::ok
+                   : out.status == AccountStatus::unknown ? Outcome::info
+                                                          : Outcome::fail;
+    done.version = out.version;
+    done.changed = out.changed;
+    complete(op, OpKind::contacts, done);
+    if (out.status != AccountStatus::unknown) break;
+  }
+  co_return out;
 }
 
 }  // namespace wx::client

@@ -25,6 +25,20 @@
 //     after the sync) costs no extra sync at all; a lost one is covered by
 //     the owner's periodic sync and by request_sync() on reconnect.
 //
+// Login and the other data types (docs/messaging.md "Login", "Sync of
+// account and contacts"):
+//   * register_account(id, password, profile): login.Register with a nonce
+//     drawn once (Runtime::rng()) and kept across retries → the uid;
+//   * login(id, password): login.Login → the ticket (set_ticket) and uid.
+//     Both go straight to the login service on the direct path and as
+//     access.Request (short connection, no ticket) otherwise.
+//     A client may instead be handed a ticket in its config (tests).
+//   * change_contact(uid, remove) / set_profile(profile): msg.ContactChange /
+//     msg.SetProfile for the ticket's user;
+//   * with sync_all_types, the key holds "contacts" and "account" too, and
+//     sync() keeps the contact set (adds and removals applied in version
+//     order) and the latest profile; record_final() records them.
+//
 // Every operation is recorded through a HistoryRecorder as the messaging
 // checker expects (docs/messaging-history.md, "what services must record"):
 // an invoke before each request leaves, then ok (with the result), fail (a
@@ -40,7 +54,10 @@
 #include <vector>
 
 #include <map>
+#include <optional>
+#include <set>
 #include "nodes/client/access_link.h"
+#include "nodes/logic/login/login_service.h"
 #include "nodes/logic/msg/msg_service.h"
 #include "nodes/rpc/router.h"
 #include "nodes/runtime/channel.h"
@@ -54,7 +71,13 @@ inline constexpr std::string_view kMessagesType = "messages";
 
 // The recorded shape of operations (docs/messaging-history.md): plain data,
 // so that node code needs nothing from checkers/; the recorder converts.
-enum class OpKind : uint8_t { send, sync };
+enum class OpKind : uint8_t { send, sync, login, contacts, register_account };
+inline constexpr std::string_view kContactsType = "contacts";
+inline constexpr std::string_view kAccountType = "account";
+
+// A profile as recorded: field name → value ("nickname", "region").
+using ProfileFields = std::map<std::string, std::string>;
+ProfileFields profile_fields(const account::Profile& p);
 enum class Outcome : uint8_t { ok, fail, info };
 
 struct SendOp {
@@ -67,12 +90,37 @@ struct SyncOp {
   uint64_t user = 0;
   SyncKey key;  // the key presented
 };
+struct LoginOp {
+  uint64_t user = 0;
+  std::string device;
+};
+struct ContactsOp {
+  uint64_t user = 0;
+  std::string action;  // "add", "remove", "set_profile"
+  uint64_t contact = 0;  // 0: none
+};
+struct RegisterOp {
+  std::string account_id;
+  uint64_t nonce = 0;
+};
+// What a client holds at the end (client_final).
+struct FinalState {
+  std::vector<msg::MessageRecord> messages;
+  SyncKey key;
+  bool has_contacts = false;  // contacts/profile are synced (sync_all_types)
+  std::vector<uint64_t> contacts;  // ascending
+  std::optional<ProfileFields> profile;
+};
 struct OpResult {
   Outcome outcome = Outcome::info;
   std::string error;                       // fail, info
   std::string message_id;                  // send ok
   SyncKey key;                             // sync ok: the new key
   std::vector<msg::MessageRecord> messages;  // sync ok: increasing seq
+  uint64_t uid = 0;                        // register ok
+  bool has_version = false;                // contacts ok (a contact change, not a profile set):
+  uint64_t version = 0;                    //   the contacts version after the call
+  bool changed = false;                    //   and whether it changed anything
 };
 
 // Where a client's history goes. `t_ns` is the client's Runtime::now(); a
@@ -87,6 +135,14 @@ class HistoryRecorder {
                         const OpResult& result) = 0;
   virtual void final_state(const std::string& process, int64_t t_ns, uint64_t user,
                            const std::vector<msg::MessageRecord>& messages, const SyncKey& key) = 0;
+  // Login, contacts and registration operations, and the final state with
+  // contacts and profile. Defaults: not recorded / the messages-only form.
+  virtual void invoke_login(const std::string&, int64_t, uint64_t, const LoginOp&) {}
+  virtual void invoke_contacts(const std::string&, int64_t, uint64_t, const ContactsOp&) {}
+  virtual void invoke_register(const std::string&, int64_t, uint64_t, const RegisterOp&) {}
+  virtual void final_state_full(const std::string& process, int64_t t_ns, uint64_t user, const FinalState& state) {
+    final_state(process, t_ns, user, state.messages, state.key);
+  }
 };
 
 // How requests reach the msg service (see the header comment).
@@ -108,6 +164,12 @@ struct MessagingClientConfig {
   ClientPath path = ClientPath::direct;  // long_connection needs an AccessLink
   // notified_sync_loop(): pause while another sync() runs.
   Duration notify_busy_pause = milliseconds(20);
+  // Sync "contacts" and "account" too (keep the contact set and profile, and
+  // record them in the final state). Off: messages only, as before.
+  bool sync_all_types = false;
+  // register_account() / login() / change_contact() / set_profile(): attempts
+  // until a definite answer.
+  int account_attempts_max = 10;
 };
 
 enum class SendStatus : uint8_t { ok, failed, unknown };
@@ -122,6 +184,17 @@ struct SendOutcome {
 };
 
 enum class SyncStatus : uint8_t { ok, failed, unknown, busy };
+
+// register_account / login / change_contact / set_profile.
+enum class AccountStatus : uint8_t { ok, denied, taken, failed, unknown };
+struct AccountOutcome {
+  AccountStatus status = AccountStatus::unknown;
+  uint64_t uid = 0;       // register, login: the user
+  uint64_t version = 0;   // change_contact / set_profile: the version after
+  bool changed = false;
+  int attempts = 0;
+  std::string error;
+};
 
 class MessagingClient {
  public:
@@ -139,6 +212,14 @@ class MessagingClient {
   // Pages until nothing more (or a page fails / sync_pages_max).
   Task<SyncStatus> sync();
 
+  // Register an account (a nonce kept across retries); ok: outcome.uid.
+  Task<AccountOutcome> register_account(std::string account_id, std::string password, account::Profile profile);
+  // Log in: ok sets this client's ticket and uid (and the link's).
+  Task<AccountOutcome> login(std::string account_id, std::string password);
+  // Add (remove = false) or remove a contact of this user.
+  Task<AccountOutcome> change_contact(uint64_t contact, bool remove);
+  Task<AccountOutcome> set_profile(account::Profile profile);
+
   void on_notify(uint64_t version);
   bool sync_due() const { return notified_version_ > last_seq() || sync_requested_; }
   // A sync is due whatever the versions say (after a reconnect: pushes may
@@ -153,6 +234,10 @@ class MessagingClient {
   void record_final();
 
   void set_ticket(std::string ticket) { config_.ticket = std::move(ticket); }
+  const std::string& ticket() const { return config_.ticket; }
+  // The synced contacts (ascending) and profile (sync_all_types).
+  const std::set<uint64_t>& contacts() const { return contacts_; }
+  const std::optional<ProfileFields>& profile() const { return profile_; }
   uint64_t uid() const { return config_.uid; }
   const std::string& process() const { return config_.process; }
   const SyncKey& key() const { return key_; }
@@ -173,6 +258,11 @@ class MessagingClient {
   Task<rpc::Result<msg::SendReply>> call_send(const msg::SendRequest& req, rpc::CallOptions o);
   Task<rpc::Result<msg::SyncReply>> call_sync(const msg::SyncRequest& req, rpc::CallOptions o);
   Task<rpc::Result<access::ForwardReply>> call_access(access::ForwardRequest req, rpc::CallOptions o);
+  // access.Request (short connection) whatever the path: register / login.
+  Task<rpc::Result<access::ForwardReply>> call_access_short(access::ForwardRequest req, rpc::CallOptions o);
+  Task<rpc::Result<msg::ContactChangeReply>> call_contact_change(const msg::ContactChangeRequest& req,
+                                                                 rpc::CallOptions o);
+  Task<rpc::Result<msg::SetProfileReply>> call_set_profile(const msg::SetProfileRequest& req, rpc::CallOptions o);
   uint64_t next_op() { return next_op_id_++; }
 
   Runtime& rt_;
@@ -184,6 +274,8 @@ class MessagingClient {
   bool sync_requested_ = false;
   SyncKey key_;
   std::vector<msg::MessageRecord> received_;
+  std::set<uint64_t> contacts_;
+  std::optional<ProfileFields> profile_;
   uint64_t next_op_id_ = 1;
   uint64_t next_cmid_ = 1;
   uint64_t notified_version_ = 0;

@@ -14,7 +14,7 @@ struct RoleName {
 constexpr RoleName kRoleNames[] = {
     {Role::kv, "kv"}, {Role::seqsvr, "seqsvr"}, {Role::account, "account"},
     {Role::contacts, "contacts"}, {Role::inbox, "inbox"}, {Role::msg, "msg"}, {Role::access, "access"},
-    {Role::group, "group"}, {Role::fanout, "fanout"},
+    {Role::group, "group"}, {Role::fanout, "fanout"}, {Role::login, "login"},
 };
 
 bool valid_name(std::string_view s) {
@@ -48,7 +48,7 @@ std::string_view service_name(Role role) { return to_string(role); }
 std::map<Role, uint32_t> DeploymentSpec::full_set_per_zone(uint32_t n) {
   std::map<Role, uint32_t> out;
   for (Role r : kStatelessRoles) {
-    if (r != Role::msg && r != Role::access && r != Role::group && r != Role::fanout) out[r] = n;
+    if (r != Role::msg && r != Role::access && r != Role::group && r != Role::fanout && r != Role::login) out[r] = n;
   }
   return out;
 }
@@ -98,6 +98,11 @@ std::string Deployment::validate(const DeploymentSpec& spec) {
   if (auto it = spec.instances_per_zone.find(Role::access); it != spec.instances_per_zone.end() && it->second > 0) {
     if (std::string err = ticket::KeyRing::validate(spec.templates.access.keys); !err.empty()) {
       return "templates.access.keys: " + err;
+    }
+  }
+  if (auto it = spec.instances_per_zone.find(Role::login); it != spec.instances_per_zone.end() && it->second > 0) {
+    if (std::string err = login::LoginService::validate(spec.templates.login); !err.empty()) {
+      return "templates.login." + err;
     }
   }
   // Data-access services (contacts, inbox) and fan-out: keys are optional

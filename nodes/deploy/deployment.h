@@ -15,7 +15,8 @@
 // the same ids):
 //   1. KV replicas: for each datacenter in order, each shard s, each zone z:
 //      "kv-<dc>-s<s>-<zone>", replica index = zone position;
-//   2. stateless services (seqsvr, account, contacts, inbox, msg, access), for each
+//   2. stateless services (seqsvr, account, contacts, inbox, msg, access, group,
+//      fanout, login), for each
 //      role in kStatelessRoles order, each
 //      datacenter, each zone, each instance i: "<role>-<dc>-<zone>[-<i>]".
 //
@@ -35,6 +36,7 @@
 
 #include "nodes/access/access_service.h"
 #include "nodes/logic/group/group_service.h"
+#include "nodes/logic/login/login_service.h"
 #include "nodes/logic/msg/fanout_worker.h"
 #include "nodes/logic/msg/msg_service.h"
 #include "nodes/rpc/router.h"
@@ -46,13 +48,13 @@
 
 namespace wx::deploy {
 
-enum class Role : uint8_t { kv, seqsvr, account, contacts, inbox, msg, access, group, fanout };
+enum class Role : uint8_t { kv, seqsvr, account, contacts, inbox, msg, access, group, fanout, login };
 // Roles with instances in every zone (everything but kv), in layout order.
 // `access` comes last, so a spec that does not list it keeps every id it had.
 inline constexpr Role kStatelessRoles[] = {Role::seqsvr, Role::account, Role::contacts, Role::inbox, Role::msg,
-                                           Role::access, Role::group, Role::fanout};
-// (group and fanout come after access for the same reason: specs without
-// them keep their ids.)
+                                           Role::access, Role::group, Role::fanout, Role::login};
+// (group, fanout and then login come after access for the same reason: specs
+// without them keep their ids.)
 
 std::string_view to_string(Role role);
 std::optional<Role> parse_role(std::string_view text);
@@ -97,6 +99,10 @@ struct ServiceTemplates {
   // consumer index / count, and (when `fanout.keys` is empty) the ticket keys
   // the same way as for `data`. Its `queue` must equal templates.msg.queue.
   msg::FanoutWorkerConfig fanout;
+  // login: the ring that SIGNS tickets (normally the same keys as msg's and
+  // access's), the ticket lifetime and the PBKDF2 iteration count; make_node
+  // fills in the directory (account instances) and the locality.
+  login::LoginServiceConfig login;
 };
 
 struct DeploymentSpec {
@@ -111,7 +117,8 @@ struct DeploymentSpec {
   ServiceTemplates templates;
 
   // Every stateless STORAGE role (seqsvr, account, contacts, inbox) with n
-  // instances per zone. Logic and access roles (msg, access) are added explicitly: they need
+  // instances per zone. Logic and access roles (msg, access, group, fanout,
+  // login) are added explicitly: they need
   // their templates (ticket keys) filled in.
   static std::map<Role, uint32_t> full_set_per_zone(uint32_t n = 1);
 };

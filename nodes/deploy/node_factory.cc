@@ -4,6 +4,7 @@
 
 #include "nodes/access/access_service.h"
 #include "nodes/logic/group/group_service.h"
+#include "nodes/logic/login/login_service.h"
 #include "nodes/logic/msg/fanout_worker.h"
 #include "nodes/logic/msg/msg_service.h"
 #include "nodes/storage/account/account_service.h"
@@ -54,6 +55,7 @@ std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, Sta
     }
     case Role::account: {
       account::AccountServiceConfig c = t.account;
+      c.keys = backend_keys(d, t.account.keys);  // GetProfile / SetProfile only
       c.kv_replicas = d.global_group().replicas;
       c.zone = n.zone;
       return std::make_unique<account::AccountService>(rt, std::move(c));
@@ -104,6 +106,12 @@ std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, Sta
         if (workers[i] == id) c.lease.index = static_cast<uint32_t>(i);
       }
       return std::make_unique<msg::FanoutWorker>(rt, std::move(c));
+    }
+    case Role::login: {
+      login::LoginServiceConfig c = t.login;
+      c.directory = d.directory();
+      c.locality = rpc::Locality{n.datacenter, n.zone};
+      return std::make_unique<login::LoginService>(rt, std::move(c));
     }
   }
   throw std::logic_error("deploy: node " + to_string(id) + " has an unknown role");

@@ -92,7 +92,8 @@ void GroupRecorder::record_server_final(uint64_t user, const std::vector<msg::Me
   for (const msg::MessageRecord& m : inbox) copies.push_back(to_group_copy(m));
   log_.history().push_back(cm::Event{sim_.now().ns(), "reader",
                                      cm::ServerFinal{user, std::move(copies),
-                                                     cm::SyncKey{{std::string(cm::kMessagesType), last_seq}}}});
+                                                     cm::SyncKey{{std::string(cm::kMessagesType), last_seq}}, std::nullopt,
+                                                     std::nullopt}});
 }
 
 // --- GroupUser --------------------------------------------------------------------

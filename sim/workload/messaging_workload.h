@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,8 +66,17 @@ class HistoryLog final : public client::HistoryRecorder {
                 const client::OpResult& result) override;
   void final_state(const std::string& process, int64_t t_ns, uint64_t user,
                    const std::vector<msg::MessageRecord>& messages, const client::SyncKey& key) override;
+  void invoke_login(const std::string& process, int64_t t_ns, uint64_t op_id, const client::LoginOp& op) override;
+  void invoke_contacts(const std::string& process, int64_t t_ns, uint64_t op_id,
+                       const client::ContactsOp& op) override;
+  void invoke_register(const std::string& process, int64_t t_ns, uint64_t op_id,
+                       const client::RegisterOp& op) override;
+  void final_state_full(const std::string& process, int64_t t_ns, uint64_t user,
+                        const client::FinalState& state) override;
   void server_final(const std::string& process, uint64_t user, const std::vector<msg::MessageRecord>& inbox,
-                    const client::SyncKey& versions);
+                    const client::SyncKey& versions,
+                    std::optional<std::vector<uint64_t>> contacts = std::nullopt,
+                    std::optional<client::ProfileFields> profile = std::nullopt);
   // The msg service's ack hook (process "msg-<node id>").
   std::function<void(NodeId, const msg::AckRecord&)> ack_observer();
   const checkers::messaging::History& history() const { return history_; }
@@ -98,6 +108,31 @@ struct MessagingWorkloadConfig {
   client::AccessLinkConfig access;
   // Ticket for a uid (the test issues it from the KeyRing the services use).
   std::function<std::string(uint64_t uid)> ticket_for;
+  // Accounts and the other synced types (docs/messaging.md "Sync of account
+  // and contacts"); all off by default, so existing runs keep their meaning.
+  // register_users: each user registers account "wxuser<i>" through the login
+  // service at start and logs in (the ticket comes from login, not
+  // ticket_for; uids are the ones the account store allocates, so uid_base
+  // is unused and contacts are resolved once the peer has registered).
+  // Needs login (and, off the direct path, access) instances.
+  bool register_users = false;
+  // register_users: each user starts registering at a uniform time in
+  // [register_after, register_after + register_spread) (the uid counter is
+  // one hot key: users arrive over time rather than all at once).
+  Duration register_after = seconds(2);
+  Duration register_spread = seconds(10);
+  // Clients sync "contacts" and "account" too; the reader records both.
+  bool sync_all_types = false;
+  // Mean time between contact changes per user (Poisson; add a random other
+  // user, or remove one it holds). Zero: none.
+  Duration contact_change_interval_mean = Duration::zero();
+};
+
+// register_users: what each user (by index) learnt at login — for the reader
+// and for resolving contacts. Simulation-side shared state (not node code).
+struct RegisteredUsers {
+  std::vector<uint64_t> uid;          // 0 until registered
+  std::vector<std::string> ticket;    // "" until logged in
 };
 
 class SimUser final : public Node {
@@ -106,6 +141,11 @@ class SimUser final : public Node {
   SimUser(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
           client::MessagingClientConfig config, client::AccessLinkConfig link, std::vector<uint64_t> contacts,
           Duration send_mean, Duration sync_interval, client::HistoryRecorder* recorder);
+  // register_users mode: user `index` registers and logs in first; `contacts`
+  // are user indexes resolved through `table`.
+  void set_registration(std::shared_ptr<RegisteredUsers> table, size_t index, Duration contact_change_mean,
+                        Duration register_after, Duration register_spread);
+  bool registered() const { return ready_; }
   void start() override;
   std::string_view kind() const override { return "sim-user"; }
 
@@ -117,7 +157,7 @@ class SimUser final : public Node {
   // The long connection (nullptr on the other paths).
   client::AccessLink* link() { return link_.get(); }
   // No send in flight and no sync running.
-  bool idle() const { return !sending_ && !client_.syncing(); }
+  bool idle() const { return !sending_ && !changing_ && !setting_up_ && !client_.syncing(); }
   // Starts the final sync; final_done() once the final state is recorded.
   void final_sync();
   bool final_done() const { return final_done_; }
@@ -128,6 +168,10 @@ class SimUser final : public Node {
   Task<void> send_loop();
   Task<void> sync_loop();
   Task<void> final_loop();
+  Task<void> setup_loop();
+  Task<void> contacts_loop();
+  void start_traffic();
+  uint64_t resolve(uint64_t contact) const;
 
   Runtime& rt_;
   rpc::RpcEndpoint endpoint_;
@@ -142,6 +186,14 @@ class SimUser final : public Node {
   bool sending_ = false;
   bool final_done_ = false;
   uint64_t body_counter_ = 0;
+  std::shared_ptr<RegisteredUsers> table_;  // register_users mode
+  size_t index_ = 0;
+  Duration contact_change_mean_ = Duration::zero();
+  Duration register_after_ = Duration::zero();
+  Duration register_spread_ = Duration::zero();
+  bool ready_ = true;  // registered and logged in (always, without registration)
+  bool changing_ = false;
+  bool setting_up_ = false;
 };
 
 class ServerReader final : public Node {
@@ -149,6 +201,10 @@ class ServerReader final : public Node {
   ServerReader(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
                std::vector<uint64_t> uids, HistoryLog* recorder,
                std::function<std::string(uint64_t uid)> ticket_for = nullptr);
+  // Also read every user's contacts (contacts.ListContacts) and profile
+  // (account.GetProfile) with their versions; with a table, the users are
+  // the registered ones and the tickets theirs.
+  void set_all_types(bool all_types, std::shared_ptr<RegisteredUsers> table);
   void start() override;
   std::string_view kind() const override { return "server-reader"; }
   // Reads every inbox and records server_final events; done() after.
@@ -165,6 +221,8 @@ class ServerReader final : public Node {
   HistoryLog* recorder_;
   // The users' tickets: the inbox checks them (docs/tickets.md, "Every hop").
   std::function<std::string(uint64_t uid)> ticket_for_;
+  bool all_types_ = false;
+  std::shared_ptr<RegisteredUsers> table_;
   bool done_ = false;
   bool failed_ = false;
 };
@@ -175,7 +233,8 @@ class MessagingWorkload {
   // start them with deployment.start_all().
   MessagingWorkload(Simulation& sim, SimDeployment& deployment, MessagingWorkloadConfig config, HistoryLog& log);
 
-  const std::vector<uint64_t>& uids() const { return uids_; }
+  // The users' uids (register_users: those registered so far, by index).
+  const std::vector<uint64_t>& uids() const { return table_ ? table_->uid : uids_; }
   const std::vector<NodeId>& user_nodes() const { return users_; }
   NodeId reader_node() const { return reader_; }
   // The path the users were given (automatic resolved).
@@ -200,6 +259,7 @@ class MessagingWorkload {
   std::vector<uint64_t> uids_;
   std::vector<NodeId> users_;
   NodeId reader_;
+  std::shared_ptr<RegisteredUsers> table_;  // register_users mode
 };
 
 }  // namespace wx::sim::workload

@@ -13,6 +13,8 @@
 //   order) pass; the same with one delivery dropped, one duplicated or two
 //   received messages swapped fail with exactly the right check.
 #include <gtest/gtest.h>
+
+#include <functional>
 #include <unistd.h>
 
 #include <algorithm>
@@ -195,7 +197,7 @@ class World {
       s.versions["contacts"] = contacts_version[u];
       emit("recorder", s);
     }
-    for (const auto& [p, c] : clients) emit(p, ClientFinal{c.user, c.held, c.key});
+    for (const auto& [p, c] : clients) emit(p, ClientFinal{c.user, c.held, c.key, std::nullopt, std::nullopt});
   }
 };
 
@@ -589,6 +591,116 @@ TEST(MessagingChecker, OnlyTheKeyDiffering) {
   EXPECT_EQ(v.of(Check::convergence)[0]->kind, "key_differs");
 }
 
+// --- the other synced types: contacts and profile ----------------------------------------
+
+// Every final state (server and client) gets contacts {2, 3} and a profile;
+// then `spoil` changes some of them.
+void with_synced_types(History& h, const std::function<void(const std::string& process, ClientFinal&)>& spoil,
+                       bool server_records = true) {
+  for (Event& e : h) {
+    if (auto* s = std::get_if<ServerFinal>(&e.body); s != nullptr && server_records) {
+      s->contacts = std::vector<UserId>{3, 2};  // any order
+      s->profile = ProfileFields{{"nickname", "n" + std::to_string(s->user)}, {"region", "sh"}};
+    } else if (auto* c = std::get_if<ClientFinal>(&e.body)) {
+      c->contacts = std::vector<UserId>{2, 3};
+      c->profile = ProfileFields{{"nickname", "n" + std::to_string(c->user)}, {"region", "sh"}};
+      spoil(e.process, *c);
+    }
+  }
+}
+
+TEST(MessagingChecker, SyncedContactsAndProfileEqualToTheServerPass) {
+  World w = small_world();
+  w.send("c1", peer(2), "c1-1", Fate::ok);
+  w.sync_all();
+  w.finish();
+  with_synced_types(w.h, [](const std::string&, ClientFinal&) {});
+  const auto v = check(w.h);
+  EXPECT_TRUE(v.ok()) << format_verdict(v);
+}
+
+TEST(MessagingChecker, ContactsDifferingFromServerAreReported) {
+  World w = small_world();
+  w.send("c1", peer(2), "c1-1", Fate::ok);
+  w.sync_all();
+  w.finish();
+  // Device c2b missed the add of u3 and still holds u4, removed on the server.
+  with_synced_types(w.h, [](const std::string& p, ClientFinal& c) {
+    if (p == "c2b") c.contacts = std::vector<UserId>{2, 4};
+  });
+  const auto v = check(w.h);
+  EXPECT_TRUE(FailsExactly(v, {Check::convergence})) << format_verdict(v);
+  ASSERT_EQ(v.of(Check::convergence).size(), 1u);
+  const Violation* x = find(v, Check::convergence, "contacts_differ");
+  ASSERT_NE(x, nullptr);
+  EXPECT_EQ(x->client, "c2b");
+  EXPECT_EQ(x->recipient, std::optional<UserId>(2));
+  EXPECT_TRUE(Contains(x->text, "client c2b's final state of u2 has contacts the server does not (u4) "
+                                "and lacks contacts the server has (u3)"));
+}
+
+TEST(MessagingChecker, ProfileDifferingFromServerIsReported) {
+  World w = small_world();
+  w.sync_all();
+  w.finish();
+  with_synced_types(w.h, [](const std::string& p, ClientFinal& c) {
+    if (p == "c3") (*c.profile)["nickname"] = "stale";
+  });
+  const auto v = check(w.h);
+  EXPECT_TRUE(FailsExactly(v, {Check::convergence})) << format_verdict(v);
+  const Violation* x = find(v, Check::convergence, "profile_differs");
+  ASSERT_NE(x, nullptr);
+  EXPECT_EQ(x->client, "c3");
+  EXPECT_TRUE(Contains(x->text, "holds profile {nickname=\"stale\", region=\"sh\"} but the server's is "
+                                "{nickname=\"n3\", region=\"sh\"}"));
+}
+
+TEST(MessagingChecker, SyncedTypesRecordedOnOneSideOnlyAreReported) {
+  // Clients list contacts and profiles, the server's final states do not.
+  World w = small_world();
+  w.sync_all();
+  w.finish();
+  with_synced_types(w.h, [](const std::string&, ClientFinal&) {}, false);
+  auto v = check(w.h);
+  EXPECT_TRUE(FailsExactly(v, {Check::convergence})) << format_verdict(v);
+  EXPECT_NE(find(v, Check::convergence, "contacts_unrecorded"), nullptr);
+  EXPECT_NE(find(v, Check::convergence, "profile_unrecorded"), nullptr);
+  // The server lists them, a client that syncs contacts (its key has the
+  // type) does not: it cannot be confirmed either.
+  World w2 = small_world();
+  w2.change_contacts("c1", 2);
+  w2.sync_all();
+  w2.finish();
+  with_synced_types(w2.h, [](const std::string& p, ClientFinal& c) {
+    if (p == "c1") c.contacts.reset();
+  });
+  v = check(w2.h);
+  EXPECT_TRUE(FailsExactly(v, {Check::convergence})) << format_verdict(v);
+  ASSERT_EQ(v.of(Check::convergence).size(), 1u);
+  EXPECT_EQ(v.of(Check::convergence)[0]->kind, "contacts_unrecorded");
+}
+
+TEST(MessagingHistoryJson, FinalStatesWithContactsAndProfileRoundTrip) {
+  History h;
+  h.push_back({1, "reader", ServerFinal{9, {}, {{"account", 2}, {"contacts", 3}, {"messages", 0}},
+                                        std::vector<UserId>{4, 5}, ProfileFields{{"nickname", "Ann"}}}});
+  h.push_back({2, "c9", ClientFinal{9, {}, {{"account", 2}, {"contacts", 3}, {"messages", 0}},
+                                    std::vector<UserId>{}, ProfileFields{}}});
+  std::ostringstream out;
+  write_history_jsonl(out, h);
+  const ReadResult r = parse_history_jsonl(out.str());
+  ASSERT_TRUE(r.ok()) << format_parse_error(r.errors.at(0));
+  EXPECT_EQ(r.history, h);
+  EXPECT_EQ(encode_event(h[1]),
+            R"({"t_ns":2,"process":"c9","event":"client_final","user":9,"messages":[],)"
+            R"("key":{"account":2,"contacts":3,"messages":0},"contacts":[],"profile":{}})");
+  // Strict like the rest: wrong types are named by field.
+  const ReadResult bad = parse_history_jsonl(
+      R"({"t_ns":2,"process":"c9","event":"client_final","user":9,"messages":[],"key":{},"profile":{"nickname":7}})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(Contains(format_parse_error(bad.errors.at(0)), "profile.nickname"));
+}
+
 TEST(MessagingChecker, MessageToANonMemberIsMisdelivered) {
   World w = small_world();
   w.add_client("c4", 4);
@@ -735,9 +847,9 @@ History every_kind_of_event() {
   h.push_back({22, "send-1", SendAck{"m17", 3, "c3-42", g, {}}});
   h.push_back({23, "fanout", GroupMembers{7, 3, "c3-42", "m17", {3, 9, 10}}});
   h.push_back({24, "fanout", GroupMembers{7, 3, "c3-44", "", {}}});
-  h.push_back({25, "recorder", ServerFinal{9, {copy}, {{"messages", 41}}}});
-  h.push_back({26, "recorder", ServerFinal{10, {}, {}}});
-  h.push_back({INT64_MAX, "c9", ClientFinal{9, {copy}, {{"messages", 41}, {"contacts", 2}}}});
+  h.push_back({25, "recorder", ServerFinal{9, {copy}, {{"messages", 41}}, std::nullopt, std::nullopt}});
+  h.push_back({26, "recorder", ServerFinal{10, {}, {}, std::nullopt, std::nullopt}});
+  h.push_back({INT64_MAX, "c9", ClientFinal{9, {copy}, {{"messages", 41}, {"contacts", 2}}, std::nullopt, std::nullopt}});
   return h;
 }
 

@@ -8,6 +8,8 @@
 
 #include "nodes/access/notify.h"  // the access-layer notify hook (emit_ack)
 #include "nodes/logic/group/group_service.h"
+#include "nodes/storage/account/account_service.h"
+#include "nodes/storage/contacts/contacts_service.h"
 #include "nodes/storage/inbox/inbox.pb.h"
 
 namespace wx::msg {
@@ -104,6 +106,15 @@ void MsgService::start() {
   endpoint_.register_method<GroupSendRequest, GroupSendReply>(
       kGroupSendMethod, [this](rpc::CallContext ctx, GroupSendRequest req) -> Task<rpc::Result<GroupSendReply>> {
         return serve_group_send(std::move(ctx), std::move(req));
+      });
+  endpoint_.register_method<ContactChangeRequest, ContactChangeReply>(
+      kContactChangeMethod,
+      [this](rpc::CallContext ctx, ContactChangeRequest req) -> Task<rpc::Result<ContactChangeReply>> {
+        return serve_contact_change(std::move(ctx), std::move(req));
+      });
+  endpoint_.register_method<SetProfileRequest, SetProfileReply>(
+      kSetProfileMethod, [this](rpc::CallContext ctx, SetProfileRequest req) -> Task<rpc::Result<SetProfileReply>> {
+        return serve_set_profile(std::move(ctx), std::move(req));
       });
   endpoint_.start();
 }
@@ -395,15 +406,31 @@ Task<rpc::Result<SyncReply>> MsgService::serve_sync(rpc::CallContext ctx, SyncRe
       out->set_group_id(s.group_id());
       last = m.seq();
     }
-    // Every data type is listed; types this service does not serve yet keep
-    // the presented version (never older than the client's).
     key[std::string(kMessagesType)] = last;
+    reply.set_more(static_cast<uint32_t>(rr->messages_size()) >= limit);
+    // The other data types, each only when presented.
+    if (auto c = key.find(std::string(kContactsType)); c != key.end()) {
+      if (!co_await sync_contacts(ctx, *user, c->second, deadline, &reply, &c->second)) {
+        reply.clear_messages();
+        reply.clear_contacts();
+        co_return reply;
+      }
+    }
+    if (auto a = key.find(std::string(kAccountType)); a != key.end()) {
+      if (!co_await sync_account(ctx, *user, a->second, deadline, &reply, &a->second)) {
+        reply.clear_messages();
+        reply.clear_contacts();
+        reply.clear_profile();
+        co_return reply;
+      }
+    }
+    // Every data type presented is listed; types this service does not serve
+    // keep the presented version (never older than the client's).
     for (const auto& [type, version] : key) {
       SyncKeyEntry* e = reply.add_key();
       e->set_type(type);
       e->set_version(version);
     }
-    reply.set_more(static_cast<uint32_t>(rr->messages_size()) >= limit);
     reply.set_code(MSG_OK);
     ++stats_.syncs_ok;
     co_return reply;
@@ -556,6 +583,175 @@ Task<rpc::Result<GroupSendReply>> MsgService::serve_group_send(rpc::CallContext 
   ++stats_.group_sends_ok;
   reply.set_code(MSG_OK);
   reply.set_message_id(state->record.message_id());
+  co_return reply;
+}
+
+Task<bool> MsgService::sync_contacts(const rpc::CallContext& ctx, uint64_t user, uint64_t after,
+                                     TimePoint deadline, SyncReply* reply, uint64_t* new_version) {
+  contacts::ChangesRequest req;
+  req.set_uid(user);
+  req.set_after_version(after);
+  req.set_limit(kSyncPageMax);
+  while (rt_.now() < deadline) {
+    rpc::CallOptions o;
+    o.timeout = config_.inbox_call_timeout;
+    o.deadline = deadline;
+    o.ticket = ctx.ticket;  // the contacts service checks it too
+    rpc::Result<contacts::ChangesReply> r = co_await router_.call<contacts::ChangesReply>(
+        std::string(kContactsServiceName), contacts::kChangesMethod, req, o);
+    if (!r.ok() || r->code() == contacts::CONTACTS_UNKNOWN) {
+      co_await pause();
+      continue;
+    }
+    if (r->code() == contacts::CONTACTS_UNAUTHENTICATED) {
+      reply->set_code(MSG_UNAUTHENTICATED);
+      reply->set_error("the contacts service refused the ticket");
+      co_return false;
+    }
+    if (r->code() != contacts::CONTACTS_OK) {
+      reply->set_code(MSG_INVALID);
+      reply->set_error("the contacts service refused the sync");
+      co_return false;
+    }
+    for (const contacts::ContactItem& item : r->changes()) {
+      ContactChange* c = reply->add_contacts();
+      c->set_contact_uid(item.contact_uid());
+      c->set_change_version(item.change_version());
+      c->set_removed(item.removed());
+    }
+    *new_version = std::max(after, r->version());
+    if (r->more()) reply->set_more(true);
+    co_return true;
+  }
+  ++stats_.syncs_unknown;
+  reply->set_code(MSG_UNKNOWN);
+  reply->set_error("no answer from the contacts service within the request budget");
+  co_return false;
+}
+
+Task<bool> MsgService::sync_account(const rpc::CallContext& ctx, uint64_t user, uint64_t after, TimePoint deadline,
+                                    SyncReply* reply, uint64_t* new_version) {
+  account::GetProfileRequest req;
+  req.set_uid(user);
+  while (rt_.now() < deadline) {
+    rpc::CallOptions o;
+    o.timeout = config_.inbox_call_timeout;
+    o.deadline = deadline;
+    o.ticket = ctx.ticket;
+    rpc::Result<account::ProfileReply> r = co_await router_.call<account::ProfileReply>(
+        std::string(kAccountServiceName), account::kGetProfileMethod, req, o);
+    if (!r.ok() || r->code() == account::PROFILE_UNKNOWN) {
+      co_await pause();
+      continue;
+    }
+    if (r->code() == account::PROFILE_UNAUTHENTICATED) {
+      reply->set_code(MSG_UNAUTHENTICATED);
+      reply->set_error("the account service refused the ticket");
+      co_return false;
+    }
+    if (r->code() == account::PROFILE_NOT_FOUND) co_return true;  // no account: version 0, nothing to sync
+    if (r->code() != account::PROFILE_OK) {
+      reply->set_code(MSG_INVALID);
+      reply->set_error("the account service refused the sync");
+      co_return false;
+    }
+    if (r->version() > after) {
+      *reply->mutable_profile() = r->profile();
+      *new_version = r->version();
+    }
+    co_return true;
+  }
+  ++stats_.syncs_unknown;
+  reply->set_code(MSG_UNKNOWN);
+  reply->set_error("no answer from the account service within the request budget");
+  co_return false;
+}
+
+Task<rpc::Result<ContactChangeReply>> MsgService::serve_contact_change(rpc::CallContext ctx,
+                                                                      ContactChangeRequest req) {
+  ContactChangeReply reply;
+  std::string why;
+  const std::optional<uint64_t> user = authenticate(ctx, &why);
+  if (!user) {
+    reply.set_code(MSG_UNAUTHENTICATED);
+    reply.set_error(why);
+    co_return reply;
+  }
+  if (req.contact_uid() == 0 || req.contact_uid() == *user || !config_.shards->group_of(req.contact_uid())) {
+    reply.set_code(MSG_INVALID);
+    reply.set_error("invalid contact: zero, oneself, or a uid with no home");
+    co_return reply;
+  }
+  contacts::ChangeContactRequest cr;
+  cr.set_uid(*user);
+  cr.set_contact_uid(req.contact_uid());
+  const TimePoint deadline = deadline_for(ctx);
+  while (rt_.now() < deadline) {
+    rpc::CallOptions o;
+    o.timeout = config_.inbox_call_timeout;
+    o.deadline = deadline;
+    o.ticket = ctx.ticket;
+    rpc::Result<contacts::ChangeContactReply> r = co_await router_.call<contacts::ChangeContactReply>(
+        std::string(kContactsServiceName), req.remove() ? contacts::kRemoveContactMethod : contacts::kAddContactMethod,
+        cr, o);
+    if (!r.ok() || r->code() == contacts::CONTACTS_UNKNOWN) {
+      co_await pause();
+      continue;  // a set operation: the same change again is harmless
+    }
+    if (r->code() == contacts::CONTACTS_OK) {
+      ++stats_.contact_changes;
+      reply.set_code(MSG_OK);
+      reply.set_version(r->version());
+      reply.set_changed(r->changed());
+      co_return reply;
+    }
+    reply.set_code(r->code() == contacts::CONTACTS_UNAUTHENTICATED ? MSG_UNAUTHENTICATED : MSG_INVALID);
+    reply.set_error("the contacts service refused the change");
+    co_return reply;
+  }
+  reply.set_code(MSG_UNKNOWN);
+  reply.set_error("no definite answer within the request budget");
+  co_return reply;
+}
+
+Task<rpc::Result<SetProfileReply>> MsgService::serve_set_profile(rpc::CallContext ctx, SetProfileRequest req) {
+  SetProfileReply reply;
+  std::string why;
+  const std::optional<uint64_t> user = authenticate(ctx, &why);
+  if (!user) {
+    reply.set_code(MSG_UNAUTHENTICATED);
+    reply.set_error(why);
+    co_return reply;
+  }
+  account::SetProfileRequest ar;
+  ar.set_uid(*user);
+  *ar.mutable_profile() = req.profile();
+  const TimePoint deadline = deadline_for(ctx);
+  while (rt_.now() < deadline) {
+    rpc::CallOptions o;
+    o.timeout = config_.inbox_call_timeout;
+    o.deadline = deadline;
+    o.ticket = ctx.ticket;
+    rpc::Result<account::ProfileReply> r = co_await router_.call<account::ProfileReply>(
+        std::string(kAccountServiceName), account::kSetProfileMethod, ar, o);
+    if (!r.ok() || r->code() == account::PROFILE_UNKNOWN) {
+      co_await pause();
+      continue;
+    }
+    if (r->code() == account::PROFILE_OK) {
+      ++stats_.profile_sets;
+      reply.set_code(MSG_OK);
+      reply.set_version(r->version());
+      reply.set_changed(r->changed());
+      co_return reply;
+    }
+    reply.set_code(r->code() == account::PROFILE_UNAUTHENTICATED ? MSG_UNAUTHENTICATED : MSG_INVALID);
+    reply.set_error(r->code() == account::PROFILE_NOT_FOUND ? "no account for this user"
+                                                            : "the account service refused the profile");
+    co_return reply;
+  }
+  reply.set_code(MSG_UNKNOWN);
+  reply.set_error("no definite answer within the request budget");
   co_return reply;
 }
 

@@ -23,6 +23,20 @@
 //     key (messages = last seq returned, else the presented one: never older)
 //     and `more` (a full page).
 //
+//   Sync of the other data types (docs/messaging.md "Sync of account and
+//   contacts"), served only when the client PRESENTS the type in its key:
+//     "contacts" = v: contacts.Changes(user, after v) → the changes (adds and
+//       removals) with change_version > v, increasing; the new key the
+//       version they reach (`more` when a page is full);
+//     "account" = v: account.GetProfile(user) → the profile when the
+//       current account version is above v; the new key that version.
+//
+//   msg.ContactChange (contact_uid, remove), for the ticket's user:
+//     contacts.AddContact / RemoveContact with the caller's ticket → the new
+//     contacts version, changed. Idempotent (a set operation).
+//   msg.SetProfile (profile), for the ticket's user: account.SetProfile →
+//     the new account version, changed.
+//
 //   msg.GroupSend (group_id, client_msg_id, body), for the ticket's user
 //     (docs/messaging.md "Group chat"): the sent record (as for Send) is
 //     claimed with the group's member list read NOW (the sender must be a
@@ -67,11 +81,19 @@ namespace wx::msg {
 inline const rpc::MethodSpec kSendMethod{"msg.Send", rpc::Idempotent::yes, microseconds(100)};
 inline const rpc::MethodSpec kSyncMethod{"msg.Sync", rpc::Idempotent::yes, microseconds(100)};
 inline const rpc::MethodSpec kGroupSendMethod{"msg.GroupSend", rpc::Idempotent::yes, microseconds(100)};
+// Set operations: re-adding a present contact / setting the current profile
+// changes nothing, so both may be retried and failed over.
+inline const rpc::MethodSpec kContactChangeMethod{"msg.ContactChange", rpc::Idempotent::yes, microseconds(100)};
+inline const rpc::MethodSpec kSetProfileMethod{"msg.SetProfile", rpc::Idempotent::yes, microseconds(100)};
 
 inline constexpr std::string_view kServiceName = "msg";
 inline constexpr std::string_view kInboxServiceName = "inbox";
 inline constexpr std::string_view kSentKeyPrefix = "msgsent/";
 inline constexpr std::string_view kMessagesType = "messages";
+inline constexpr std::string_view kContactsType = "contacts";
+inline constexpr std::string_view kAccountType = "account";
+inline constexpr std::string_view kContactsServiceName = "contacts";
+inline constexpr std::string_view kAccountServiceName = "account";
 inline constexpr size_t kClientMsgIdBytesMax = 128;
 inline constexpr size_t kBodyBytesMax = 16 * 1024;
 // Send: rounds of (seq, append) before giving up as MSG_UNKNOWN: each round
@@ -180,6 +202,7 @@ struct MsgServiceStats {
   uint64_t unauthenticated = 0, unsafe_dropped = 0;
   uint64_t group_sends = 0, group_sends_ok = 0, group_sends_refused = 0, group_sends_unknown = 0;
   uint64_t kv_writes = 0;  // group sends: sent-record CASes issued (the queue counts its own)
+  uint64_t contact_changes = 0, profile_sets = 0;
 };
 
 // "msgsent/<sender>/<cmid>"
@@ -200,6 +223,8 @@ class MsgService final : public Node {
 
   rpc::RpcEndpoint& endpoint() { return endpoint_; }
   const MsgServiceStats& stats() const { return stats_; }
+  // The verifying ring (an operator retires a rotated-out key with it; tests).
+  ticket::KeyRing& keys() { return keys_; }
   const queue::QueueStats& queue_stats() const { return queue_.stats(); }
 
  private:
@@ -213,6 +238,14 @@ class MsgService final : public Node {
   Task<rpc::Result<SendReply>> serve_send(rpc::CallContext ctx, SendRequest req);
   Task<rpc::Result<SyncReply>> serve_sync(rpc::CallContext ctx, SyncRequest req);
   Task<rpc::Result<GroupSendReply>> serve_group_send(rpc::CallContext ctx, GroupSendRequest req);
+  Task<rpc::Result<ContactChangeReply>> serve_contact_change(rpc::CallContext ctx, ContactChangeRequest req);
+  Task<rpc::Result<SetProfileReply>> serve_set_profile(rpc::CallContext ctx, SetProfileRequest req);
+  // Sync of "contacts" / "account" into `reply` (key updated); false with
+  // reply's code set when the type could not be served.
+  Task<bool> sync_contacts(const rpc::CallContext& ctx, uint64_t user, uint64_t after, TimePoint deadline,
+                           SyncReply* reply, uint64_t* new_version);
+  Task<bool> sync_account(const rpc::CallContext& ctx, uint64_t user, uint64_t after, TimePoint deadline,
+                          SyncReply* reply, uint64_t* new_version);
   // Reads the sent record, claiming it if absent. nullopt: no definite
   // answer by the deadline.
   Task<std::optional<SentState>> claim(kv::KvClient* kv, const std::string& key, const SentRecord& fresh,

@@ -38,6 +38,12 @@ std::string uid_index_key(uint64_t uid) {
   return k;
 }
 
+std::string profile_key(uint64_t uid) {
+  std::string k(kProfileKeyPrefix);
+  k += std::to_string(uid);
+  return k;
+}
+
 class AccountService::Lease {
  public:
   explicit Lease(AccountService& s) : s_(s), c_(s.take_client()) {}
@@ -52,7 +58,10 @@ class AccountService::Lease {
 };
 
 AccountService::AccountService(Runtime& rt, AccountServiceConfig config)
-    : rt_(rt), config_(std::move(config)), endpoint_(rt, config_.server) {}
+    : rt_(rt),
+      config_(std::move(config)),
+      keys_(config_.keys.keys.empty() ? std::nullopt : std::make_optional<ticket::KeyRing>(config_.keys)),
+      endpoint_(rt, config_.server) {}
 
 AccountService::~AccountService() = default;
 
@@ -68,6 +77,19 @@ void AccountService::start() {
   endpoint_.register_method<GetByUidRequest, AccountReply>(
       kGetByUidMethod, [this](rpc::CallContext ctx, GetByUidRequest req) -> Task<rpc::Result<AccountReply>> {
         return serve_get_by_uid(std::move(ctx), std::move(req));
+      });
+  endpoint_.register_method<GetCredentialRequest, CredentialReply>(
+      kGetCredentialMethod,
+      [this](rpc::CallContext ctx, GetCredentialRequest req) -> Task<rpc::Result<CredentialReply>> {
+        return serve_get_credential(std::move(ctx), std::move(req));
+      });
+  endpoint_.register_method<GetProfileRequest, ProfileReply>(
+      kGetProfileMethod, [this](rpc::CallContext ctx, GetProfileRequest req) -> Task<rpc::Result<ProfileReply>> {
+        return serve_get_profile(std::move(ctx), std::move(req));
+      });
+  endpoint_.register_method<SetProfileRequest, ProfileReply>(
+      kSetProfileMethod, [this](rpc::CallContext ctx, SetProfileRequest req) -> Task<rpc::Result<ProfileReply>> {
+        return serve_set_profile(std::move(ctx), std::move(req));
       });
   endpoint_.start();
 }
@@ -148,7 +170,8 @@ Task<std::optional<AccountRecord>> AccountService::read_account(kv::KvClient* kv
 Task<rpc::Result<RegisterReply>> AccountService::serve_register(rpc::CallContext ctx, RegisterRequest req) {
   RegisterReply reply;
   if (!valid_account_id(req.account_id()) || req.nonce() == 0 ||
-      req.profile().nickname().size() > kProfileFieldBytesMax || req.profile().region().size() > kProfileFieldBytesMax) {
+      req.profile().nickname().size() > kProfileFieldBytesMax || req.profile().region().size() > kProfileFieldBytesMax ||
+      req.credential().salt().size() > kCredentialBytesMax || req.credential().verifier().size() > kCredentialBytesMax) {
     ++stats_.invalid;
     reply.set_code(REGISTER_INVALID);
     co_return reply;
@@ -210,6 +233,7 @@ Task<rpc::Result<RegisterReply>> AccountService::serve_register(rpc::CallContext
   mine.set_uid(*uid);
   mine.set_claim_nonce(nonce);
   *mine.mutable_profile() = req.profile();
+  if (req.has_credential()) *mine.mutable_credential() = req.credential();
   const std::string value = mine.SerializeAsString();
   kv::KvResult c = co_await kv->cas(key, 0, value);
   bool after_unknown = false;
@@ -261,46 +285,173 @@ Task<rpc::Result<AccountReply>> AccountService::serve_get_account(rpc::CallConte
     reply.set_code(LOOKUP_NOT_FOUND);
   } else {
     rec->set_claim_nonce(0);
+    rec->clear_credential();
     reply.set_code(LOOKUP_FOUND);
     *reply.mutable_account() = std::move(*rec);
   }
   co_return reply;
 }
 
-Task<rpc::Result<AccountReply>> AccountService::serve_get_by_uid(rpc::CallContext ctx, GetByUidRequest req) {
-  AccountReply reply;
-  const TimePoint deadline = deadline_for(ctx);
-  Lease lease(*this);
-  kv::KvClient* kv = lease.get();
+Task<std::optional<AccountRecord>> AccountService::read_by_uid(kv::KvClient* kv, uint64_t uid,
+                                                               TimePoint deadline) {
   std::optional<std::string> account_id;
   while (!account_id && rt_.now() < deadline) {
-    kv::KvResult g = co_await kv->get(uid_index_key(req.uid()));
+    kv::KvResult g = co_await kv->get(uid_index_key(uid));
     if (g.code != kv::KvResultCode::ok) {
       co_await rt_.sleep(config_.retry_pause);
       continue;
     }
-    if (!g.found) {
-      reply.set_code(LOOKUP_NOT_FOUND);
-      co_return reply;
-    }
+    if (!g.found) co_return AccountRecord{};
     account_id = g.value;
   }
-  if (!account_id) {
-    reply.set_code(LOOKUP_UNKNOWN);
-    co_return reply;
-  }
+  if (!account_id) co_return std::nullopt;
   std::optional<AccountRecord> rec = co_await read_account(kv, *account_id, deadline);
+  // The registration that allocated this uid lost its claim (or has not made
+  // it yet): the uid names no account.
+  if (rec && rec->uid() != uid) co_return AccountRecord{};
+  co_return rec;
+}
+
+Task<rpc::Result<AccountReply>> AccountService::serve_get_by_uid(rpc::CallContext ctx, GetByUidRequest req) {
+  AccountReply reply;
+  Lease lease(*this);
+  std::optional<AccountRecord> rec = co_await read_by_uid(lease.get(), req.uid(), deadline_for(ctx));
   if (!rec) {
     reply.set_code(LOOKUP_UNKNOWN);
-  } else if (rec->uid() != req.uid()) {
-    // The registration that allocated this uid lost its claim (or has not
-    // made it yet): the uid names no account.
+  } else if (rec->uid() == 0) {
     reply.set_code(LOOKUP_NOT_FOUND);
   } else {
     rec->set_claim_nonce(0);
+    rec->clear_credential();
     reply.set_code(LOOKUP_FOUND);
     *reply.mutable_account() = std::move(*rec);
   }
+  co_return reply;
+}
+
+Task<rpc::Result<CredentialReply>> AccountService::serve_get_credential(rpc::CallContext ctx,
+                                                                        GetCredentialRequest req) {
+  CredentialReply reply;
+  if (!valid_account_id(req.account_id())) {
+    reply.set_code(LOOKUP_NOT_FOUND);
+    co_return reply;
+  }
+  Lease lease(*this);
+  std::optional<AccountRecord> rec = co_await read_account(lease.get(), req.account_id(), deadline_for(ctx));
+  if (!rec) {
+    reply.set_code(LOOKUP_UNKNOWN);
+  } else if (rec->uid() == 0) {
+    reply.set_code(LOOKUP_NOT_FOUND);
+  } else {
+    reply.set_code(LOOKUP_FOUND);
+    reply.set_uid(rec->uid());
+    if (rec->has_credential()) *reply.mutable_credential() = rec->credential();
+  }
+  co_return reply;
+}
+
+bool AccountService::ticket_ok(const rpc::CallContext& ctx, uint64_t uid) {
+  if (!keys_) return true;
+  const ticket::TicketCheck c = keys_->verify_for_user(ctx.ticket, rt_.now(), uid);
+  if (c.ok()) return true;
+  ++stats_.profile_unauthenticated;
+  rt_.debug("account: profile of uid {} refused: ticket {}", uid, ticket::to_string(c.status));
+  return false;
+}
+
+Task<ProfileReply> AccountService::read_profile(kv::KvClient* kv, uint64_t uid, TimePoint deadline,
+                                                uint64_t* kv_version) {
+  ProfileReply out;
+  out.set_code(PROFILE_UNKNOWN);
+  while (rt_.now() < deadline) {
+    kv::KvResult g = co_await kv->get(profile_key(uid));
+    if (g.code != kv::KvResultCode::ok) {
+      co_await rt_.sleep(config_.retry_pause);
+      continue;
+    }
+    *kv_version = g.version;
+    if (g.found) {
+      ProfileRecord rec;
+      if (!rec.ParseFromString(g.value) || rec.version() < 2) {
+        rt_.error("account: profile record of {} does not parse", uid);
+        co_return out;
+      }
+      out.set_code(PROFILE_OK);
+      out.set_version(rec.version());
+      *out.mutable_profile() = rec.profile();
+      co_return out;
+    }
+    // Never changed: the registration's profile, version 1.
+    std::optional<AccountRecord> acct = co_await read_by_uid(kv, uid, deadline);
+    if (!acct) co_return out;
+    if (acct->uid() == 0) {
+      out.set_code(PROFILE_NOT_FOUND);
+      co_return out;
+    }
+    out.set_code(PROFILE_OK);
+    out.set_version(1);
+    *out.mutable_profile() = acct->profile();
+    co_return out;
+  }
+  co_return out;
+}
+
+Task<rpc::Result<ProfileReply>> AccountService::serve_get_profile(rpc::CallContext ctx, GetProfileRequest req) {
+  ProfileReply reply;
+  if (req.uid() == 0) {
+    reply.set_code(PROFILE_INVALID);
+    co_return reply;
+  }
+  if (!ticket_ok(ctx, req.uid())) {
+    reply.set_code(PROFILE_UNAUTHENTICATED);
+    co_return reply;
+  }
+  Lease lease(*this);
+  uint64_t kv_version = 0;
+  co_return co_await read_profile(lease.get(), req.uid(), deadline_for(ctx), &kv_version);
+}
+
+Task<rpc::Result<ProfileReply>> AccountService::serve_set_profile(rpc::CallContext ctx, SetProfileRequest req) {
+  ProfileReply reply;
+  if (req.uid() == 0 || req.profile().nickname().size() > kProfileFieldBytesMax ||
+      req.profile().region().size() > kProfileFieldBytesMax) {
+    reply.set_code(PROFILE_INVALID);
+    co_return reply;
+  }
+  if (!ticket_ok(ctx, req.uid())) {
+    reply.set_code(PROFILE_UNAUTHENTICATED);
+    co_return reply;
+  }
+  const TimePoint deadline = deadline_for(ctx);
+  Lease lease(*this);
+  kv::KvClient* kv = lease.get();
+  const std::string want = req.profile().SerializeAsString();
+  while (rt_.now() < deadline) {
+    uint64_t kv_version = 0;
+    ProfileReply cur = co_await read_profile(kv, req.uid(), deadline, &kv_version);
+    if (cur.code() != PROFILE_OK) co_return cur;
+    if (cur.profile().SerializeAsString() == want) {  // already so (or our unknown CAS applied)
+      cur.set_changed(false);
+      co_return cur;
+    }
+    ProfileRecord next;
+    next.set_version(cur.version() + 1);
+    *next.mutable_profile() = req.profile();
+    // The version read is the condition: a concurrent change (or our own
+    // earlier unknown CAS, fenced by this newer request of the same client)
+    // makes it fail, and the next round reads again.
+    kv::KvResult c = co_await kv->cas(profile_key(req.uid()), kv_version, next.SerializeAsString());
+    if (c.code == kv::KvResultCode::ok) {
+      ++stats_.profile_changes;
+      reply.set_code(PROFILE_OK);
+      reply.set_version(next.version());
+      *reply.mutable_profile() = req.profile();
+      reply.set_changed(true);
+      co_return reply;
+    }
+    co_await rt_.sleep(config_.retry_pause);
+  }
+  reply.set_code(PROFILE_UNKNOWN);
   co_return reply;
 }
 

@@ -16,6 +16,15 @@
 //   account.Register    claim an account id (idempotent per nonce);
 //   account.GetAccount  the record of an account id;
 //   account.GetByUid    the record of a uid.
+//   account.GetCredential  the uid and password verifier of an account id
+//                       (for the login service; GetAccount/GetByUid never
+//                       return the verifier);
+//   account.GetProfile / account.SetProfile (uid): the profile and the
+//                       account version ("acct_prof/<uid>", ProfileRecord:
+//                       1 = the registration's profile, +1 per change, by
+//                       CAS). With keys these two check that the ticket is
+//                       uid's (docs/tickets.md "Every hop"); Register and the
+//                       lookups stay open (registration precedes any ticket).
 //
 // Unknown KV outcomes are resolved before answering: after a claim CAS whose
 // outcome is unknown, the service issues the same CAS again from the SAME
@@ -32,6 +41,7 @@
 #include <string_view>
 #include <vector>
 
+#include "nodes/logic/ticket/ticket.h"
 #include "nodes/rpc/endpoint.h"
 #include "nodes/runtime/node.h"
 #include "nodes/storage/account/account.pb.h"
@@ -43,11 +53,18 @@ namespace wx::account {
 inline const rpc::MethodSpec kRegisterMethod{"account.Register", rpc::Idempotent::yes, Duration::zero()};
 inline const rpc::MethodSpec kGetAccountMethod{"account.GetAccount", rpc::Idempotent::yes, Duration::zero()};
 inline const rpc::MethodSpec kGetByUidMethod{"account.GetByUid", rpc::Idempotent::yes, Duration::zero()};
+inline const rpc::MethodSpec kGetCredentialMethod{"account.GetCredential", rpc::Idempotent::yes, Duration::zero()};
+inline const rpc::MethodSpec kGetProfileMethod{"account.GetProfile", rpc::Idempotent::yes, Duration::zero()};
+// Idempotent: setting the profile it already has changes nothing.
+inline const rpc::MethodSpec kSetProfileMethod{"account.SetProfile", rpc::Idempotent::yes, Duration::zero()};
 
 // Key layout.
 inline constexpr std::string_view kAccountKeyPrefix = "acct/";
 inline constexpr std::string_view kUidIndexKeyPrefix = "acct_uid/";
 inline constexpr std::string_view kUidCounterKey = "acct_seq/uid";
+inline constexpr std::string_view kProfileKeyPrefix = "acct_prof/";
+// Credential limits (the login service fills it).
+inline constexpr size_t kCredentialBytesMax = 64;
 
 // WeChat-ID rules: 6–20 characters, a letter first, then letters, digits,
 // '_' or '-'.
@@ -60,11 +77,15 @@ inline constexpr size_t kIdleKvClientsMax = 64;
 bool valid_account_id(std::string_view id);
 std::string account_key(std::string_view account_id);
 std::string uid_index_key(uint64_t uid);
+std::string profile_key(uint64_t uid);
 
 struct AccountServiceConfig {
   std::vector<NodeId> kv_replicas;  // the KV group, in replica-id order
   std::string zone;                 // for logs
   rpc::ServerConfig server;
+  // Ticket keys for GetProfile / SetProfile (filled by make_node from the
+  // logic layer's keys, like contacts'); empty: no check.
+  ticket::KeyRingConfig keys;
   // Longest a Register or lookup works before answering (further capped by
   // the caller's deadline minus reply_margin).
   Duration request_budget = seconds(3);
@@ -88,6 +109,7 @@ struct AccountServiceStats {
   uint64_t claim_fenced = 0;       // re-issued claim CASes after an unknown
   uint64_t won_by_readback = 0;    // resolved as ours by reading the nonce back
   uint64_t uid_cas_retries = 0;    // counter CAS lost to another allocator / unknown
+  uint64_t profile_changes = 0, profile_unauthenticated = 0;
 };
 
 class AccountService final : public Node {
@@ -117,9 +139,20 @@ class AccountService final : public Node {
   Task<rpc::Result<RegisterReply>> serve_register(rpc::CallContext ctx, RegisterRequest req);
   Task<rpc::Result<AccountReply>> serve_get_account(rpc::CallContext ctx, GetAccountRequest req);
   Task<rpc::Result<AccountReply>> serve_get_by_uid(rpc::CallContext ctx, GetByUidRequest req);
+  Task<rpc::Result<CredentialReply>> serve_get_credential(rpc::CallContext ctx, GetCredentialRequest req);
+  Task<rpc::Result<ProfileReply>> serve_get_profile(rpc::CallContext ctx, GetProfileRequest req);
+  Task<rpc::Result<ProfileReply>> serve_set_profile(rpc::CallContext ctx, SetProfileRequest req);
+  // The account of a uid (through acct_uid/<uid>): nullopt at the deadline;
+  // a record with uid 0 if the uid names no account.
+  Task<std::optional<AccountRecord>> read_by_uid(kv::KvClient* kv, uint64_t uid, TimePoint deadline);
+  // The current profile and version of uid (ProfileReply code FOUND/NOT_FOUND
+  // /UNKNOWN) and the KV version of acct_prof/<uid> in *kv_version.
+  Task<ProfileReply> read_profile(kv::KvClient* kv, uint64_t uid, TimePoint deadline, uint64_t* kv_version);
+  bool ticket_ok(const rpc::CallContext& ctx, uint64_t uid);
 
   Runtime& rt_;
   AccountServiceConfig config_;
+  std::optional<ticket::KeyRing> keys_;  // none: tickets are not checked
   rpc::RpcEndpoint endpoint_;
   std::vector<std::unique_ptr<kv::KvClient>> idle_clients_;
   AccountServiceStats stats_;

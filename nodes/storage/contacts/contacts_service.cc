@@ -52,6 +52,10 @@ void ContactsService::start() {
              ListContactsRequest req) -> Task<rpc::Result<ListContactsReply>> {
         return serve_list(std::move(ctx), std::move(req));
       });
+  endpoint_.register_method<ChangesRequest, ChangesReply>(
+      kChangesMethod, [this](rpc::CallContext ctx, ChangesRequest req) -> Task<rpc::Result<ChangesReply>> {
+        return serve_changes(std::move(ctx), std::move(req));
+      });
   endpoint_.start();
 }
 
@@ -213,23 +217,8 @@ Task<rpc::Result<ChangeContactReply>> ContactsService::serve_change(rpc::CallCon
   co_return reply;
 }
 
-Task<rpc::Result<ListContactsReply>> ContactsService::serve_list(rpc::CallContext ctx,
-                                                                 ListContactsRequest req) {
-  ListContactsReply reply;
-  if (!ticket_ok(ctx, req.uid(), "list")) {
-    reply.set_code(CONTACTS_UNAUTHENTICATED);
-    co_return reply;
-  }
-  std::optional<shard::ShardedKvClient::Lease> lease;
-  if (req.uid() != 0) lease = kv_.lease_for_user(req.uid());
-  if (!lease) {
-    ++stats_.invalid;
-    reply.set_code(CONTACTS_INVALID);
-    co_return reply;
-  }
-  kv::KvClient* kv = lease->get();
-  const uint64_t uid = req.uid();
-  const TimePoint deadline = deadline_for(ctx);
+Task<std::optional<ContactsService::Snapshot>> ContactsService::snapshot(kv::KvClient* kv, uint64_t uid,
+                                                                          TimePoint deadline) {
   const std::string prefix = contact_items_prefix(uid);
   std::string prefix_end = prefix;
   prefix_end.back() =
@@ -238,9 +227,7 @@ Task<rpc::Result<ListContactsReply>> ContactsService::serve_list(rpc::CallContex
     uint64_t before_kv = 0;
     std::optional<ContactsVersion> rec = co_await read_version(kv, uid, deadline, &before_kv);
     if (!rec) break;
-    // contact → removed, from the items (paged scan).
-    std::map<uint64_t, bool> state;
-    std::map<uint64_t, uint64_t> item_version;
+    Snapshot snap;
     std::string from = prefix;
     bool complete = false, failed = false;
     while (!complete && !failed) {
@@ -255,8 +242,7 @@ Task<rpc::Result<ListContactsReply>> ContactsService::serve_list(rpc::CallContex
           rt_.error("contacts: item {} does not parse", item.key());
           continue;
         }
-        state[ci.contact_uid()] = ci.removed();
-        item_version[ci.contact_uid()] = ci.change_version();
+        snap.items[ci.contact_uid()] = ci;
       }
       if (s.items.size() < kv::kScanItemsMax) {
         complete = true;
@@ -277,18 +263,85 @@ Task<rpc::Result<ListContactsReply>> ContactsService::serve_list(rpc::CallContex
       continue;
     }
     // Overlay the last change if its item is not written yet.
-    if (rec->version() > 0 && item_version[rec->last_contact_uid()] < rec->version()) {
-      state[rec->last_contact_uid()] = rec->last_removed();
+    if (rec->version() > 0) {
+      ContactItem& last = snap.items[rec->last_contact_uid()];
+      if (last.change_version() < rec->version()) {
+        last.set_contact_uid(rec->last_contact_uid());
+        last.set_change_version(rec->version());
+        last.set_removed(rec->last_removed());
+      }
     }
-    reply.set_code(CONTACTS_OK);
-    reply.set_version(rec->version());
-    for (const auto& [contact, removed] : state) {
-      if (!removed) reply.add_contact_uids(contact);
-    }
+    snap.rec = *rec;
+    co_return snap;
+  }
+  co_return std::nullopt;
+}
+
+Task<rpc::Result<ListContactsReply>> ContactsService::serve_list(rpc::CallContext ctx,
+                                                                 ListContactsRequest req) {
+  ListContactsReply reply;
+  if (!ticket_ok(ctx, req.uid(), "list")) {
+    reply.set_code(CONTACTS_UNAUTHENTICATED);
     co_return reply;
   }
-  ++stats_.unknown;
-  reply.set_code(CONTACTS_UNKNOWN);
+  std::optional<shard::ShardedKvClient::Lease> lease;
+  if (req.uid() != 0) lease = kv_.lease_for_user(req.uid());
+  if (!lease) {
+    ++stats_.invalid;
+    reply.set_code(CONTACTS_INVALID);
+    co_return reply;
+  }
+  std::optional<Snapshot> snap = co_await snapshot(lease->get(), req.uid(), deadline_for(ctx));
+  if (!snap) {
+    ++stats_.unknown;
+    reply.set_code(CONTACTS_UNKNOWN);
+    co_return reply;
+  }
+  reply.set_code(CONTACTS_OK);
+  reply.set_version(snap->rec.version());
+  for (const auto& [contact, item] : snap->items) {
+    if (!item.removed()) reply.add_contact_uids(contact);
+  }
+  co_return reply;
+}
+
+Task<rpc::Result<ChangesReply>> ContactsService::serve_changes(rpc::CallContext ctx, ChangesRequest req) {
+  ChangesReply reply;
+  if (!ticket_ok(ctx, req.uid(), "changes")) {
+    reply.set_code(CONTACTS_UNAUTHENTICATED);
+    co_return reply;
+  }
+  std::optional<shard::ShardedKvClient::Lease> lease;
+  if (req.uid() != 0) lease = kv_.lease_for_user(req.uid());
+  if (!lease) {
+    ++stats_.invalid;
+    reply.set_code(CONTACTS_INVALID);
+    co_return reply;
+  }
+  std::optional<Snapshot> snap = co_await snapshot(lease->get(), req.uid(), deadline_for(ctx));
+  if (!snap) {
+    ++stats_.unknown;
+    reply.set_code(CONTACTS_UNKNOWN);
+    co_return reply;
+  }
+  const uint32_t limit = req.limit() == 0 || req.limit() > kChangesMax ? kChangesMax : req.limit();
+  // change_version → item: each change version names at most one item (a
+  // change writes one item; a later change of that contact moves it higher).
+  std::map<uint64_t, const ContactItem*> by_version;
+  for (const auto& [contact, item] : snap->items) {
+    if (item.change_version() > req.after_version()) by_version[item.change_version()] = &item;
+  }
+  uint64_t reached = std::max(req.after_version(), snap->rec.version());
+  for (const auto& [v, item] : by_version) {
+    if (static_cast<uint32_t>(reply.changes_size()) == limit) {
+      reply.set_more(true);
+      break;
+    }
+    *reply.add_changes() = *item;
+  }
+  if (reply.more()) reached = reply.changes(reply.changes_size() - 1).change_version();
+  reply.set_code(CONTACTS_OK);
+  reply.set_version(reached);
   co_return reply;
 }
 

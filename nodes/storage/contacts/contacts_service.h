@@ -20,7 +20,12 @@
 //   contacts.RemoveContact  (uid, contact_uid) → version, changed;
 //   contacts.ListContacts   (uid) → version, contact uids (a snapshot: the
 //                           version key read unchanged before and after the
-//                           scan).
+//                           scan);
+//   contacts.Changes        (uid, after_version, limit) → the changes (adds
+//                           and tombstones) with change_version >
+//                           after_version in increasing change_version order,
+//                           the version they reach, `more` (the same snapshot
+//                           as a list). The sync of the "contacts" type.
 //
 // Tickets (docs/tickets.md, "Every hop"): with keys in the config, every
 // method first checks that the ticket (CallContext::ticket) is valid for
@@ -30,6 +35,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +54,10 @@ inline const rpc::MethodSpec kRemoveContactMethod{"contacts.RemoveContact", rpc:
                                                   Duration::zero()};
 inline const rpc::MethodSpec kListContactsMethod{"contacts.ListContacts", rpc::Idempotent::yes,
                                                  Duration::zero()};
+
+inline const rpc::MethodSpec kChangesMethod{"contacts.Changes", rpc::Idempotent::yes, Duration::zero()};
+// contacts.Changes: changes per reply at most.
+inline constexpr uint32_t kChangesMax = 1000;
 
 inline constexpr std::string_view kContactItemKeyPrefix = "c/";
 inline constexpr std::string_view kContactsVersionKeyPrefix = "cv/";
@@ -94,6 +104,14 @@ class ContactsService final : public Node {
   Task<rpc::Result<ChangeContactReply>> serve_change(rpc::CallContext ctx, ChangeContactRequest req,
                                                      bool remove);
   Task<rpc::Result<ListContactsReply>> serve_list(rpc::CallContext ctx, ListContactsRequest req);
+  Task<rpc::Result<ChangesReply>> serve_changes(rpc::CallContext ctx, ChangesRequest req);
+  // A snapshot of uid's items (contact → item, the last change overlaid) and
+  // its version record; nullopt at the deadline.
+  struct Snapshot {
+    ContactsVersion rec;
+    std::map<uint64_t, ContactItem> items;
+  };
+  Task<std::optional<Snapshot>> snapshot(kv::KvClient* kv, uint64_t uid, TimePoint deadline);
 
   Runtime& rt_;
   ContactsServiceConfig config_;
