@@ -22,8 +22,9 @@
 //                never goes backwards; a message has one seq per recipient,
 //                the one the server acknowledged; a seq names one message.
 //   convergence  each client's final state equals the server's final inbox
-//                for its user (the same seq -> message id pairs) and its sync
-//                key equals the server's versions.
+//                for its user (the same seq -> message id pairs), its sync
+//                key equals the server's versions, and its synced contact set
+//                and profile equal the server's (every data type).
 //   origin       every message held comes from a recorded send, reaches only
 //                its intended recipients (or the sender's own devices), keeps
 //                its conversation and body, and a message id names one

@@ -89,6 +89,7 @@ TEST(Deployment, ValidationNamesTheFieldAtFault) {
       {"unknown home", [](DeploymentSpec& s) { s.home_datacenter[9] = "bj"; }, "home_datacenter[9]: no datacenter 'bj'"},
       {"uid 0", [](DeploymentSpec& s) { s.home_datacenter[0] = "sh"; }, "home_datacenter: uid 0"},
       {"bad default", [](DeploymentSpec& s) { s.default_datacenter = "bj"; }, "default_datacenter: no datacenter 'bj'"},
+      {"login without keys", [](DeploymentSpec& s) { s.instances_per_zone[Role::login] = 1; }, "templates.login.keys: "},
   };
   EXPECT_EQ(Deployment::validate(two_dc_spec()), "");
   for (const Case& c : cases) {
@@ -100,8 +101,37 @@ TEST(Deployment, ValidationNamesTheFieldAtFault) {
   }
 }
 
+TEST(Deployment, LoginRoleComesLastAndMovesNoExistingId) {
+  ticket::KeyRingConfig keys;
+  keys.keys.push_back({1, std::string(ticket::kTicketKeyBytes, '\x5a')});
+  keys.current_key_id = 1;
+  DeploymentSpec without = two_dc_spec();
+  without.instances_per_zone[Role::msg] = 1;
+  without.instances_per_zone[Role::access] = 1;
+  without.templates.msg.keys = keys;
+  without.templates.access.keys = keys;
+  DeploymentSpec with = without;
+  with.instances_per_zone[Role::login] = 1;
+  with.templates.login.keys = keys;
+  const Deployment a(without), b(with);
+  ASSERT_EQ(b.nodes().size(), a.nodes().size() + 6);  // one per zone, two datacenters
+  for (size_t i = 0; i < a.nodes().size(); ++i) EXPECT_EQ(a.nodes()[i].name, b.nodes()[i].name);
+  EXPECT_EQ(b.nodes().back().name, "login-sz-sz-c");
+  EXPECT_EQ(b.directory().instances("login").size(), 6u);
+  // Not part of the storage set: only an explicit opt-in runs it.
+  EXPECT_EQ(DeploymentSpec::full_set_per_zone().count(Role::login), 0u);
+  // Its own checks: iterations and ticket lifetime.
+  DeploymentSpec bad = with;
+  bad.templates.login.pbkdf2_iterations = 0;
+  EXPECT_EQ(Deployment::validate(bad).rfind("templates.login.pbkdf2_iterations", 0), 0u) << Deployment::validate(bad);
+  bad = with;
+  bad.templates.login.ticket_ttl = bad.templates.login.keys.ttl_max + seconds(1);
+  EXPECT_EQ(Deployment::validate(bad).rfind("templates.login.ticket_ttl", 0), 0u) << Deployment::validate(bad);
+}
+
 TEST(Deployment, RolesParseAndPrint) {
-  for (Role r : {Role::kv, Role::seqsvr, Role::account, Role::contacts, Role::inbox}) {
+  for (Role r : {Role::kv, Role::seqsvr, Role::account, Role::contacts, Role::inbox, Role::msg, Role::access,
+                 Role::group, Role::fanout, Role::login}) {
     EXPECT_EQ(parse_role(to_string(r)), r);
   }
   EXPECT_EQ(parse_role("nope"), std::nullopt);
