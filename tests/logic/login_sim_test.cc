@@ -18,6 +18,8 @@
 //   LoginSim.ContactsAndProfileSyncAcrossDevices   a contact added / removed
 //       and a profile change on one device are synced by another: versions
 //       advance, the removal comes as a tombstone, a newer key acknowledges.
+//   LoginSim.ContactChangesPageBeyondOneReply   more changes than one page:
+//       two pages in change-version order, `more`, the key of each page.
 //   LoginSim.ZoneOutageAllTypesConverge   registered users changing contacts
 //       through a zone outage: every client's contacts, profile and key
 //       equal the server's (the checker's convergence, every type).
@@ -528,6 +530,59 @@ TEST(LoginSim, ContactsAndProfileSyncAcrossDevices) {
   EXPECT_EQ(finals_with_contacts, 2u);
   const cm::MessagingVerdict v = judge(w.log->history(), 5);
   EXPECT_TRUE(v.ok()) << cm::format_verdict(v);
+}
+
+TEST(LoginSim, ContactChangesPageBeyondOneReply) {
+  World w(6, false);
+  constexpr uint64_t kAdds = msg::kSyncPageMax + 5;
+  std::vector<msg::SyncReply> pages;
+  std::set<uint64_t> synced;
+  uint64_t me = 0;
+  w.run([&](Caller& c) -> Task<void> {
+    rpc::Router router(c.rt, c.endpoint, w.directory(), rpc::Locality{"dc1", "clients"});
+    client::MessagingClient judy(c.rt, router, client_config("c-judy", client::ClientPath::direct, true), nullptr);
+    me = (co_await judy.register_account("judy_010", "pw-judy", profile("Judy", "sh"))).uid;
+    (void)co_await judy.login("judy_010", "pw-judy");
+    for (uint64_t i = 0; i < kAdds; ++i) (void)co_await judy.change_contact(100'000 + i, false);
+    rpc::CallOptions o;
+    o.timeout = 3_s;
+    o.ticket = judy.ticket();
+    uint64_t after = 0;
+    for (int page = 0; page < 4; ++page) {
+      msg::SyncRequest req;
+      msg::SyncKeyEntry* e = req.add_key();
+      e->set_type("contacts");
+      e->set_version(after);
+      rpc::Result<msg::SyncReply> r =
+          co_await router.call<msg::SyncReply>(std::string(msg::kServiceName), msg::kSyncMethod, req, o);
+      if (!r.ok()) break;
+      pages.push_back(r.value());
+      for (const msg::SyncKeyEntry& k : r->key()) {
+        if (k.type() == "contacts") after = k.version();
+      }
+      if (!r->more()) break;
+    }
+    (void)co_await judy.sync();  // the client pages by itself
+    synced = judy.contacts();
+  });
+  ASSERT_NE(me, 0u);
+  ASSERT_EQ(pages.size(), 2u);
+  ASSERT_EQ(pages[0].code(), msg::MSG_OK);
+  EXPECT_EQ(pages[0].contacts_size(), static_cast<int>(msg::kSyncPageMax));
+  EXPECT_TRUE(pages[0].more());
+  EXPECT_EQ(pages[0].contacts(0).change_version(), 1u);  // increasing change versions
+  EXPECT_EQ(pages[0].contacts(msg::kSyncPageMax - 1).change_version(), msg::kSyncPageMax);
+  // The key: contacts at the last change; messages (always served) at 0;
+  // account not presented, so neither served nor listed.
+  ASSERT_EQ(pages[1].key_size(), 2);
+  EXPECT_EQ(pages[1].key(0).type(), "contacts");
+  EXPECT_EQ(pages[1].key(0).version(), kAdds);
+  EXPECT_EQ(pages[1].key(1).type(), "messages");
+  EXPECT_EQ(pages[1].key(1).version(), 0u);
+  EXPECT_EQ(pages[1].contacts_size(), 5);
+  EXPECT_FALSE(pages[1].more());
+  EXPECT_FALSE(pages[1].has_profile());
+  EXPECT_EQ(synced.size(), kAdds);
 }
 
 // --- through a zone outage -----------------------------------------------------------------
