@@ -205,10 +205,26 @@ void SimUser::start_traffic() {
   if (!contacts_.empty()) rt_.spawn(send_loop(), "user-send");
   rt_.spawn(sync_loop(), "user-sync");
   if (table_ && contact_change_mean_ > Duration::zero()) rt_.spawn(contacts_loop(), "user-contacts");
+  if (table_ && profile_change_mean_ > Duration::zero()) rt_.spawn(profile_loop(), "user-profile");
+}
+
+Task<void> SimUser::profile_loop() {
+  while (!stopped_) {
+    co_await rt_.sleep(rt_.rng().exponential(profile_change_mean_));
+    if (stopped_) break;
+    if (offline_) continue;
+    account::Profile p;
+    p.set_nickname("user " + std::to_string(index_) + " v" + std::to_string(++profile_changes_));
+    p.set_region("r" + std::to_string(index_ % 7));
+    changing_ = true;
+    (void)co_await client_.set_profile(std::move(p));
+    changing_ = false;
+  }
 }
 
 void SimUser::set_registration(std::shared_ptr<RegisteredUsers> table, size_t index, Duration contact_change_mean,
-                               Duration register_after, Duration register_spread) {
+                               Duration register_after, Duration register_spread, Duration profile_change_mean) {
+  profile_change_mean_ = profile_change_mean;
   table_ = std::move(table);
   index_ = index;
   contact_change_mean_ = contact_change_mean;
@@ -492,13 +508,14 @@ MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment,
     std::shared_ptr<RegisteredUsers> table = table_;
     const Duration change_mean = config_.contact_change_interval_mean;
     const Duration reg_after = config_.register_after, reg_spread = config_.register_spread;
+    const Duration profile_mean = config_.profile_change_interval_mean;
     users_.push_back(sim.add_node(
         {cc.process, Placement{config_.client_datacenter, config_.client_zone, ""},
          [&directory, locality, cc, lc, contacts, send_mean, sync_interval, recorder, table, i, change_mean,
-          reg_after, reg_spread](Runtime& rt) {
+          reg_after, reg_spread, profile_mean](Runtime& rt) {
            auto u = std::make_unique<SimUser>(rt, directory, locality, cc, lc, contacts, send_mean, sync_interval,
                                               recorder);
-           if (table) u->set_registration(table, i, change_mean, reg_after, reg_spread);
+           if (table) u->set_registration(table, i, change_mean, reg_after, reg_spread, profile_mean);
            return u;
          }}));
   }

@@ -126,6 +126,9 @@ struct MessagingWorkloadConfig {
   // Mean time between contact changes per user (Poisson; add a random other
   // user, or remove one it holds). Zero: none.
   Duration contact_change_interval_mean = Duration::zero();
+  // Mean time between profile changes per user (Poisson; a new nickname).
+  // Zero: none. Needs register_users.
+  Duration profile_change_interval_mean = Duration::zero();
 };
 
 // register_users: what each user (by index) learnt at login — for the reader
@@ -144,7 +147,8 @@ class SimUser final : public Node {
   // register_users mode: user `index` registers and logs in first; `contacts`
   // are user indexes resolved through `table`.
   void set_registration(std::shared_ptr<RegisteredUsers> table, size_t index, Duration contact_change_mean,
-                        Duration register_after, Duration register_spread);
+                        Duration register_after, Duration register_spread,
+                        Duration profile_change_mean = Duration::zero());
   bool registered() const { return ready_; }
   void start() override;
   std::string_view kind() const override { return "sim-user"; }
@@ -170,6 +174,7 @@ class SimUser final : public Node {
   Task<void> final_loop();
   Task<void> setup_loop();
   Task<void> contacts_loop();
+  Task<void> profile_loop();
   void start_traffic();
   uint64_t resolve(uint64_t contact) const;
 
@@ -191,6 +196,8 @@ class SimUser final : public Node {
   Duration contact_change_mean_ = Duration::zero();
   Duration register_after_ = Duration::zero();
   Duration register_spread_ = Duration::zero();
+  Duration profile_change_mean_ = Duration::zero();
+  uint64_t profile_changes_ = 0;
   bool ready_ = true;  // registered and logged in (always, without registration)
   bool changing_ = false;
   bool setting_up_ = false;

@@ -21,7 +21,7 @@
 //   LoginSim.ContactChangesPageBeyondOneReply   more changes than one page:
 //       two pages in change-version order, `more`, the key of each page.
 //   LoginSim.ZoneOutageAllTypesConverge   registered users changing contacts
-//       through a zone outage: every client's contacts, profile and key
+//       and profiles through a zone outage: every client's contacts, profile and key
 //       equal the server's (the checker's convergence, every type).
 #include <gtest/gtest.h>
 
@@ -592,7 +592,7 @@ struct OutageResult {
   std::string why;
   cm::MessagingVerdict verdict;
   size_t contact_changes_ok = 0, registered = 0, server_finals_with_contacts = 0, client_finals_with_contacts = 0;
-  size_t nonempty_contacts = 0;
+  size_t nonempty_contacts = 0, changed_profiles = 0;
   uint64_t trace_hash = 0;
 };
 
@@ -606,6 +606,7 @@ OutageResult run_outage(uint64_t seed) {
   wc.register_users = true;
   wc.sync_all_types = true;
   wc.contact_change_interval_mean = seconds(6);
+  wc.profile_change_interval_mean = seconds(20);
   sim::workload::MessagingWorkload load(w.sim, *w.deployment, wc, *w.log);
   w.deployment->start_all();
   w.sim.at(TimePoint::zero() + 20_s, [&w] { w.sim.faults().kill_zone("b"); });
@@ -627,6 +628,7 @@ OutageResult run_outage(uint64_t seed) {
     } else if (const auto* s = std::get_if<cm::ServerFinal>(&e.body)) {
       res.server_finals_with_contacts += s->contacts.has_value() && s->profile.has_value();
       res.nonempty_contacts += s->contacts && !s->contacts->empty();
+      res.changed_profiles += s->versions.count("account") != 0 && s->versions.at("account") > 1;
     } else if (const auto* f = std::get_if<cm::ClientFinal>(&e.body)) {
       res.client_finals_with_contacts += f->contacts.has_value() && f->profile.has_value();
     }
@@ -648,6 +650,7 @@ TEST(LoginSim, ZoneOutageAllTypesConverge) {
     // Not vacuous: contacts changed and are held at the end.
     EXPECT_GT(r.contact_changes_ok, 100u) << rerun;
     EXPECT_GT(r.nonempty_contacts, 10u) << rerun;
+    EXPECT_GT(r.changed_profiles, 10u) << rerun;
     EXPECT_TRUE(r.verdict.ok()) << cm::format_verdict(r.verdict) << "\n" << rerun;
   }
 }

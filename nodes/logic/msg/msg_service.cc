@@ -411,8 +411,9 @@ Task<rpc::Result<SyncReply>> MsgService::serve_sync(rpc::CallContext ctx, SyncRe
     // The other data types, each only when presented.
     if (auto c = key.find(std::string(kContactsType)); c != key.end()) {
       if (!co_await sync_contacts(ctx, *user, c->second, deadline, &reply, &c->second)) {
-        reply.clear_messages();
+        reply.clear_messages();  // nothing partial: the key does not move
         reply.clear_contacts();
+        reply.set_more(false);
         co_return reply;
       }
     }
@@ -421,6 +422,7 @@ Task<rpc::Result<SyncReply>> MsgService::serve_sync(rpc::CallContext ctx, SyncRe
         reply.clear_messages();
         reply.clear_contacts();
         reply.clear_profile();
+        reply.set_more(false);
         co_return reply;
       }
     }
