@@ -35,6 +35,7 @@ msg::GroupMembersObserver GroupRecorder::members_observer() {
         if (m != r.sender) p.expected.insert(m);
       }
     }
+    update_pending(r.message_id, p);
   };
 }
 
@@ -50,20 +51,29 @@ msg::GroupAckObserver GroupRecorder::ack_observer() {
     Progress& p = progress_[a.message_id];
     const bool was_done = !p.expected.empty() && p.stored.size() >= p.expected.size();
     for (const auto& [member, seq] : a.recipients) p.stored.insert(member);
+    update_pending(a.message_id, p);
     if (!was_done && !p.expected.empty() && p.stored.size() >= p.expected.size()) {
       completed_at_[a.message_id] = sim_.now();
     }
   };
 }
 
-bool GroupRecorder::drained() const {
-  for (const auto& [id, p] : progress_) {
-    for (uint64_t m : p.expected) {
-      if (!p.stored.count(m)) return false;
+void GroupRecorder::update_pending(const std::string& message_id, const Progress& p) {
+  bool missing = false;
+  for (uint64_t m : p.expected) {
+    if (!p.stored.count(m)) {
+      missing = true;
+      break;
     }
   }
-  return true;
+  if (missing) {
+    pending_.insert(message_id);
+  } else {
+    pending_.erase(message_id);
+  }
 }
+
+bool GroupRecorder::drained() const { return pending_.empty(); }
 
 void GroupRecorder::record_invoke(const std::string& process, uint64_t op_id, uint64_t user, uint64_t group,
                                   const std::string& cmid, uint64_t body_hash) {

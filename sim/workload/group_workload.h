@@ -68,6 +68,10 @@ class GroupRecorder {
   Simulation& sim_;
   HistoryLog& log_;
   std::map<std::string, Progress> progress_;  // by message id
+  // Message ids with an expected member not yet stored (drained() is called
+  // after every event of the end phase: it must not scan progress_).
+  std::set<std::string> pending_;
+  void update_pending(const std::string& message_id, const Progress& p);
   std::map<std::string, TimePoint> completed_at_;
 };
 
