@@ -7,23 +7,27 @@
 // group and fan-out (deploy::single_datacenter_spec() plus the logic roles,
 // one instance per zone, one ticket key ring shared by msg, access and
 // group). The users live in a client zone outside the datacenter's zones, so
-// the outage hits servers only:
-//   * --users simulated users (uids 1000, 1001, ...) chat 1:1 with 4 random
-//     contacts each over a long connection to an access node (heartbeats,
-//     payload-less notifies → notify-driven syncs, plus a periodic sync every
-//     3 s); sends at Poisson times, --rate sends per user per minute;
-//   * --groups group chats of 3–30 members drawn from a separate pool of
-//     group-only users (uids 100000, ...; a GroupUser and a 1:1 SimUser
-//     would both record as process "c<uid>", so the two workloads use
-//     disjoint users); the first 3 members of each group send to it through
-//     msg.GroupSend at the same --rate; the fan-out workers deliver.
+// the outage hits servers only (docs/messaging.md "Workload"):
+//   * --users simulated users (uids 1000, 1001, ...) chat 1:1 with their
+//     contacts — a symmetric contact graph, degrees 2–16 from a truncated
+//     power law, half the edges local — over a long connection to an access
+//     node (heartbeats, payload-less notifies → notify-driven syncs, plus a
+//     periodic sync every 3 s); sends at Poisson times, --rate sends per
+//     user per minute; with --churn-online/--churn-offline each user
+//     alternates exponential online and offline periods;
+//   * --groups group chats of 3–30 members (truncated power law) drawn from
+//     the same users, mostly the creator's contacts; the first 3 members of
+//     each group send to it through msg.GroupSend at the same --rate from a
+//     second device (process "g<uid>": a 1:1 client and a group sender of
+//     one user must not share a process); the fan-out workers deliver and
+//     the members' 1:1 clients receive group messages by their syncs.
 // Timeline: zone --zone loses power (every node in it, silently) at
 // --outage-start and is restored --outage-for later; traffic stops at
-// --duration; then quiescence: group fan-out drained, every inbox read by a
-// server reader, every 1:1 user's final sync. The recorded history
-// (checkers/history.h) is judged by checkers::messaging::check_messaging
-// (group-only users make no client syncs, so recipients are judged on the
-// servers' final inboxes where no client final exists).
+// --duration; then quiescence (sim/workload/end_phase.h): every user back
+// online, group fan-out drained, every inbox read by a server reader, every
+// user's final sync. The recorded history (checkers/history.h) is judged by
+// checkers::messaging::check_messaging: every recipient, 1:1 or group, has a
+// client final state.
 //
 // The report: set-up, fault timeline, per-phase (before / during / after the
 // outage) send availability and latency, ack → held latency, messages sent /
@@ -51,9 +55,10 @@
 #include "nodes/logic/ticket/ticket.h"
 #include "sim/deployment_builder.h"
 #include "sim/simulation.h"
-#include "sim/workload/demo_workload.h"
+#include "sim/workload/end_phase.h"
 #include "sim/workload/group_workload.h"
 #include "sim/workload/messaging_workload.h"
+#include "sim/workload/population.h"
 
 namespace wx::cli {
 
@@ -63,10 +68,12 @@ namespace cm = checkers::messaging;
 namespace wl = sim::workload;
 
 constexpr uint64_t kUidBase = 1000;
-constexpr uint64_t kGroupUidBase = 100'000;
 constexpr size_t kUsersMax = 10'000;
 constexpr size_t kGroupsMax = 1'000;
 constexpr size_t kGroupSizeMin = 3, kGroupSizeMax = 30, kGroupSendersMax = 3;
+constexpr double kGroupSizeAlpha = 1.0;
+constexpr size_t kDegreeMin = 2, kDegreeMax = 16;
+constexpr double kDegreeAlpha = 1.0, kLocality = 0.5;
 constexpr double kRateMax = 600;  // sends per user per minute
 constexpr Duration kSettle = seconds(5);
 constexpr Duration kEndLimit = seconds(900);  // simulated time allowed for the end phase
@@ -83,6 +90,8 @@ struct DemoOptions {
   std::string outage_for = "1m";
   std::string zone = "b";
   std::string rate = "6";  // sends per user per minute
+  std::string churn_online = "0s";   // mean online period; 0s: no churn
+  std::string churn_offline = "0s";  // mean offline period
   std::string trace_out;
   std::string history_out;
   std::string log_level = "warn";
@@ -125,26 +134,6 @@ Duration percentile(std::vector<int64_t> v, double p) {
   return nanoseconds(v[idx]);
 }
 
-std::vector<wl::GroupSpec> make_groups(sim::Simulation& sim, size_t groups, size_t pool) {
-  Rng rng = sim.derive_rng("demo-groups");
-  std::vector<wl::GroupSpec> out;
-  for (size_t g = 0; g < groups; ++g) {
-    wl::GroupSpec s;
-    s.group_id = 1 + g;
-    const size_t size = kGroupSizeMin + rng.uniform(kGroupSizeMax - kGroupSizeMin + 1);
-    std::vector<uint64_t> members;  // the creator first, in draw order
-    std::set<uint64_t> seen;
-    while (members.size() < size) {
-      const uint64_t uid = kGroupUidBase + rng.uniform(pool);
-      if (seen.insert(uid).second) members.push_back(uid);
-    }
-    s.members = members;
-    for (size_t i = 0; i < kGroupSendersMax && i < members.size(); ++i) s.senders.push_back(members[i]);
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
 // --- what the history says, per phase ------------------------------------------------
 
 struct PhaseStats {
@@ -156,7 +145,7 @@ struct PhaseStats {
 struct Analysis {
   PhaseStats one[3], group[3];
   uint64_t copies_in_server_inboxes = 0;  // (message, recipient) pairs, sender's own copies excluded
-  uint64_t held_by_clients = 0;           // 1:1 (message, recipient) pairs in the recipients' final states
+  uint64_t held_by_clients = 0;           // (message, recipient) pairs in the recipients' client final states
 };
 
 // A logical message: every attempt of one (process, client message id).
@@ -296,6 +285,19 @@ int run_demo(const DemoOptions& text) {
     return bad(fmt::format("--zone '{}': expected a, b or c (the zone that loses power)", opt.zone));
   }
   if (!level) return bad(fmt::format("--log-level '{}': expected debug, info, warn, error or off", opt.log_level));
+  const auto churn_online = parse_duration(text.churn_online);
+  const auto churn_offline = parse_duration(text.churn_offline);
+  if (!churn_online || *churn_online < Duration::zero()) {
+    return bad(fmt::format("--churn-online '{}': expected a duration (mean online period, 0s: no churn), such as 1m",
+                           text.churn_online));
+  }
+  if (!churn_offline || *churn_offline < Duration::zero() ||
+      (*churn_offline > Duration::zero()) != (*churn_online > Duration::zero())) {
+    return bad(fmt::format("--churn-offline '{}': expected a duration (mean offline period), more than 0s exactly "
+                           "when --churn-online is, such as 20s",
+                           text.churn_offline));
+  }
+  wl::ChurnConfig churn{*churn_online, *churn_offline};
   std::ofstream trace_file, history_file;
   if (!opt.trace_out.empty()) {
     trace_file.open(opt.trace_out);
@@ -306,9 +308,12 @@ int run_demo(const DemoOptions& text) {
     if (!history_file) return bad(fmt::format("--history-out '{}': cannot open for writing", opt.history_out));
   }
 
-  const std::string reproduce = fmt::format(
+  std::string reproduce = fmt::format(
       "wxsim demo --seed {} --users {} --groups {} --duration {} --outage-start {} --outage-for {} --zone {} --rate {}",
       opt.seed, opt.users, opt.groups, opt.duration, opt.outage_start, opt.outage_for, opt.zone, opt.rate);
+  if (churn.enabled()) {
+    reproduce += fmt::format(" --churn-online {} --churn-offline {}", text.churn_online, text.churn_offline);
+  }
   const auto wall0 = std::chrono::steady_clock::now();
 
   // --- the world ---------------------------------------------------------------------
@@ -344,8 +349,10 @@ int run_demo(const DemoOptions& text) {
   wl::MessagingWorkloadConfig wc;
   wc.users = opt.users;
   wc.uid_base = kUidBase;
-  wc.contacts_per_user = 4;
+  wc.contacts.degree = {kDegreeMin, kDegreeMax, kDegreeAlpha};
+  wc.contacts.locality = kLocality;
   wc.send_interval_mean = send_mean;
+  wc.churn = churn;
   wc.sync_interval = seconds(3);
   wc.path = wl::UserPath::long_connection;
   wc.client.call_timeout = seconds(1);
@@ -355,18 +362,18 @@ int run_demo(const DemoOptions& text) {
   std::unique_ptr<wl::GroupWorkload> groups;
   if (opt.groups > 0) {
     wl::GroupWorkloadConfig gc;
-    gc.groups = make_groups(sim, opt.groups, std::max<size_t>(kGroupSizeMax, opt.users));
+    wl::GroupShapeConfig shape;
+    shape.groups = opt.groups;
+    shape.size = {kGroupSizeMin, kGroupSizeMax, kGroupSizeAlpha};
+    shape.senders_max = kGroupSendersMax;
+    Rng rng = sim.derive_rng("demo-groups");
+    gc.groups = wl::make_groups(rng, one_to_one.uids(), one_to_one.contact_graph(), shape);
     gc.send_interval_mean = send_mean;
     gc.ticket_for = ticket_for;
+    gc.process_prefix = "g";    // the 1:1 clients are "c<uid>"
+    gc.read_inboxes = false;    // the 1:1 workload's reader reads every user
     groups = std::make_unique<wl::GroupWorkload>(sim, deployment, gc, recorder);
   }
-  // One reader for every user's inbox, each call with that user's ticket.
-  std::vector<wl::DemoReaderUser> readers;
-  for (uint64_t uid : one_to_one.uids()) readers.push_back({uid, ticket_for(uid), false});
-  if (groups) {
-    for (uint64_t uid : groups->uids()) readers.push_back({uid, ticket_for(uid), true});
-  }
-  const NodeId reader = wl::add_demo_reader(sim, deployment, std::move(readers), log, recorder);
   deployment.start_all();
 
   struct Mark {
@@ -404,27 +411,35 @@ int run_demo(const DemoOptions& text) {
 
   // --- end phase: stop, drain, read every inbox, final syncs ----------------------------
   std::string why;
-  if (!wl::finish_demo(sim, one_to_one, groups.get(), recorder, reader, kSettle, sim.now() + kEndLimit, &why)) {
-    return fail_run(why);
-  }
+  wl::EndPhase end = one_to_one.end_phase();
+  if (groups) end += groups->end_phase();
+  if (!wl::run_end_phase(sim, end, kSettle, sim.now() + kEndLimit, &why)) return fail_run(why);
   if (sim.failure()) return fail_run(*sim.failure());
   timeline.push_back({sim.now(), "final states recorded"});
   const auto wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
 
   cm::CheckOptions co;
   co.context = fmt::format("seed {}", opt.seed);
-  // Group-only users do not sync: judged on the servers' final inboxes.
-  co.require_client_final_for_recipients = !groups;
   const cm::MessagingVerdict verdict = cm::check_messaging(log.history(), co);
   const Analysis an = analyse(log.history(), (down_at - TimePoint::zero()).ns(), (up_at - TimePoint::zero()).ns(),
                               recorder.completed_at());
   const client::MessagingClient::Stats totals = one_to_one.totals();
+  const wl::ChurnStats churned = one_to_one.churn_totals();
+  size_t edges = 0;
+  for (const auto& n : one_to_one.contact_graph()) edges += n.size();
 
   // --- report ----------------------------------------------------------------------------
   fmt::print("wxsim demo: messaging through a zone outage (1 datacenter, 3 zones, every service in every zone)\n");
-  fmt::print("seed {}, {} users chatting 1:1 over access long connections, {} group chats of {}-{} members "
-             "({} group-only users)\n",
-             opt.seed, opt.users, opt.groups, kGroupSizeMin, kGroupSizeMax, groups ? groups->uids().size() : 0);
+  fmt::print("seed {}, {} users chatting 1:1 over access long connections ({:.1f} contacts each on average, "
+             "symmetric), {} group chats of {}-{} members ({} of the users are members)\n",
+             opt.seed, opt.users, static_cast<double>(edges) / static_cast<double>(opt.users), opt.groups,
+             kGroupSizeMin, kGroupSizeMax, groups ? groups->uids().size() : 0);
+  if (churn.enabled()) {
+    fmt::print("churn: online ~{}, offline ~{} (exponential means): {} offline periods, {} returns, {} offline in "
+               "all, {} sends after a return\n",
+               text.churn_online, text.churn_offline, churned.offline_periods, churned.returns,
+               to_string(churned.offline_time), churned.sends_after_return);
+  }
   fmt::print("traffic {} simulated, {} sends per user per minute; zone {} dark from {} to {}\n", to_string(*duration),
              opt.rate, opt.zone, to_string(*outage_start), to_string(*outage_start + *outage_for));
   fmt::print("deployment: {} server nodes (kv x3, seqsvr, account, contacts, inbox, msg, access, group, fanout per "
@@ -456,7 +471,7 @@ int run_demo(const DemoOptions& text) {
   if (groups) table("group sends", an.group, "from the server's ack to the last member's inbox holding it (fan-out)");
 
   fmt::print("\nmessages: {} sent, {} acknowledged, {} (message, recipient) deliveries required, {} copies in the "
-             "recipients' server inboxes, {} 1:1 copies held by recipients' clients at the end\n",
+             "recipients' server inboxes, {} held by the recipients' clients at the end\n",
              verdict.stats.messages, verdict.stats.messages_acknowledged, verdict.stats.deliveries_required,
              an.copies_in_server_inboxes, an.held_by_clients);
   fmt::print("1:1 clients: {} sends ({} ok, {} failed, {} unknown) in {} attempts; {} notifies ({} stale) -> {} "
@@ -518,6 +533,10 @@ void add_demo_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--zone", opt->zone, "The zone that loses power: a, b or c")->capture_default_str();
   cmd->add_option("--rate", opt->rate, "Sends per user per minute (Poisson; group senders too)")->capture_default_str();
+  cmd->add_option("--churn-online", opt->churn_online, "Mean online period of a user (exponential; 0s: no churn)")
+      ->capture_default_str();
+  cmd->add_option("--churn-offline", opt->churn_offline, "Mean offline period of a user (exponential)")
+      ->capture_default_str();
   cmd->add_option("--trace-out", opt->trace_out, "Write the event trace (text) to this file");
   cmd->add_option("--history-out", opt->history_out,
                   "Write the recorded messaging history (JSON lines, docs/messaging-history.md) to this file");

@@ -140,7 +140,7 @@ RunResult run_world(uint64_t seed, const RunOptions& ro) {
   World w(seed, ro.tweak);
   wl::MessagingWorkloadConfig wc;
   wc.users = ro.users;
-  wc.contacts_per_user = 4;
+  wc.contacts = wl::ContactGraphConfig::fixed(4);
   wc.send_interval_mean = seconds(5);
   wc.sync_interval = ro.sync_interval;
   wc.path = ro.path;
@@ -215,7 +215,7 @@ TEST(AccessSim, NotifyReachesOnlineRecipientQuickly) {
   World w(3);
   wl::MessagingWorkloadConfig wc;
   wc.users = 2;
-  wc.contacts_per_user = 0;              // no random sends
+  wc.contacts = wl::ContactGraphConfig::fixed(0);  // no random sends
   wc.sync_interval = seconds(60);        // the periodic sync is far away
   wc.ticket_for = [&w](uint64_t uid) { return w.ticket_for(uid); };
   wl::MessagingWorkload load(w.sim, *w.deployment, wc, *w.log);
@@ -488,7 +488,7 @@ TEST(AccessSim, ReconnectsToAnotherZoneWhenItsZoneDies) {
   World w(6);
   wl::MessagingWorkloadConfig wc;
   wc.users = 3;  // preferred zones a, b, c
-  wc.contacts_per_user = 2;
+  wc.contacts = wl::ContactGraphConfig::fixed(2);
   wc.send_interval_mean = seconds(1);
   wc.ticket_for = [&w](uint64_t uid) { return w.ticket_for(uid); };
   wc.client.call_timeout = seconds(1);

@@ -433,7 +433,9 @@ RunResult run_groups(uint64_t seed, bool crash_mid_batch) {
     out.why = "no chunk 1 was ever stored: the crash did not happen";
     return out;
   }
-  for (uint64_t uid : wl.uids()) out.sends_ok += wl.user(uid)->sends_ok();
+  for (uint64_t uid : wl.uids()) {
+    if (sim::workload::GroupUser* u = wl.user(uid)) out.sends_ok += u->sends_ok();
+  }
   for (NodeId id : w.nodes(deploy::Role::fanout)) {
     if (FanoutWorker* f = w.sim.node_as<FanoutWorker>(id)) out.reused += f->stats().records_reused;
   }

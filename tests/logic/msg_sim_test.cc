@@ -257,7 +257,7 @@ RunResult run_world(uint64_t seed, const RunOptions& ro) {
   sim::workload::MessagingWorkloadConfig wc;
   wc.users = ro.users;
   wc.uid_base = 1000;
-  wc.contacts_per_user = 4;
+  wc.contacts = sim::workload::ContactGraphConfig::fixed(4);
   wc.send_interval_mean = seconds(5);
   wc.sync_interval = seconds(3);
   wc.ticket_for = [&w](uint64_t uid) { return w.ticket_for(uid); };
