@@ -31,12 +31,9 @@
 #include <vector>
 
 #include "checkers/messaging.h"
-#include "nodes/deploy/deployment.h"
-#include "nodes/logic/ticket/ticket.h"
-#include "sim/deployment_builder.h"
-#include "sim/simulation.h"
 #include "sim/workload/messaging_workload.h"
 #include "sim/workload/population.h"
+#include "tests/support/messaging_world.h"
 #include "tests/support/seeds.h"
 
 namespace wx::sim::workload {
@@ -46,7 +43,6 @@ using namespace time_literals;
 namespace cm = checkers::messaging;
 
 constexpr const char* kBinary = "build/tests/logic/workload_sim_test";
-constexpr Duration kTicketTtl = minutes(120);
 constexpr Duration kLimit = seconds(600);
 constexpr Duration kSettle = seconds(5);
 
@@ -175,45 +171,14 @@ TEST(WorkloadSim, DailyShapeInterpolatesAndWraps) {
 
 // --- in simulation -------------------------------------------------------------------
 
-ticket::KeyRingConfig ring_config() {
-  ticket::KeyRingConfig c;
-  std::string s;
-  for (size_t i = 0; i < ticket::kTicketKeyBytes; ++i) s.push_back(static_cast<char>(0x27 + 5 * i));
-  c.keys.push_back({1, s});
-  c.current_key_id = 1;
-  return c;
-}
-
-struct World {
-  Simulation sim;
-  std::unique_ptr<HistoryLog> log;
-  std::unique_ptr<SimDeployment> deployment;
-  ticket::KeyRing ring{ring_config()};
-
-  World(uint64_t seed, bool access) : sim(config(seed)) {
-    log = std::make_unique<HistoryLog>(sim);
-    deploy::DeploymentSpec spec = deploy::single_datacenter_spec();
-    spec.instances_per_zone[deploy::Role::msg] = 1;
-    if (access) spec.instances_per_zone[deploy::Role::access] = 1;
-    spec.templates.msg.keys = ring_config();
-    spec.templates.msg.ack_observer = log->ack_observer();
-    spec.templates.access.keys = ring_config();
-    deployment = std::make_unique<SimDeployment>(sim, std::make_shared<const deploy::Deployment>(spec));
-  }
-  static SimConfig config(uint64_t seed) {
-    SimConfig c;
-    c.seed = seed;
-    c.log_level = testing::verbose() ? LogLevel::info : LogLevel::off;
-    return c;
-  }
-  std::string ticket_for(uint64_t uid) { return *ring.issue(uid, sim.now(), kTicketTtl); }
+// The shared set-up (tests/support/messaging_world.h), with an access
+// instance per zone when `access`.
+struct World : testing::MessagingWorld {
+  World(uint64_t seed, bool access)
+      : MessagingWorld(seed, [access](deploy::DeploymentSpec& spec) {
+          if (access) spec.instances_per_zone[deploy::Role::access] = 1;
+        }) {}
 };
-
-cm::MessagingVerdict judge(const cm::History& h, uint64_t seed) {
-  cm::CheckOptions o;
-  o.context = "seed " + std::to_string(seed);
-  return cm::check_messaging(h, o);
-}
 
 struct RunOptions {
   size_t users = 100;
@@ -270,7 +235,7 @@ RunResult run_world(uint64_t seed, const RunOptions& ro) {
     }
   }
   res.totals = load.totals();
-  res.verdict = judge(w.log->history(), seed);
+  res.verdict = testing::judge_messaging(w.log->history(), seed);
   res.trace_hash = w.sim.trace_hash();
   res.history = w.log->history();
   return res;
