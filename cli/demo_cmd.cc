@@ -2,9 +2,10 @@
 // exist (`wxsim run`, a later issue): the messaging product through a zone
 // power loss, judged by the messaging checker.
 //
-// The run itself — the deployment, the users, the outage, the end phase and
-// the checker — is sim::workload::OutageRun (sim/workload/outage_run.h); this
-// file parses the options into its config and prints the report.
+// The run itself — the deployment, the users (contact graph, groups, churn),
+// the outage, the end phase and the checker — is sim::workload::OutageRun
+// (sim/workload/outage_run.h, docs/messaging.md "Workload"); this file parses
+// the options into its config and prints the report.
 //
 // The report: set-up, fault timeline, per-phase (before / during / after the
 // outage) send availability and latency, ack → held latency, messages sent /
@@ -32,9 +33,6 @@
 #include "nodes/logic/ticket/ticket.h"
 #include "sim/deployment_builder.h"
 #include "sim/simulation.h"
-#include "sim/workload/demo_workload.h"
-#include "sim/workload/group_workload.h"
-#include "sim/workload/messaging_workload.h"
 #include "sim/workload/outage_run.h"
 
 namespace wx::cli {
@@ -46,7 +44,6 @@ namespace wl = sim::workload;
 
 constexpr size_t kUsersMax = wl::kOutageUsersMax;
 constexpr size_t kGroupsMax = wl::kOutageGroupsMax;
-constexpr size_t kGroupSizeMin = wl::kOutageGroupSizeMin, kGroupSizeMax = wl::kOutageGroupSizeMax;
 constexpr double kRateMax = wl::kOutageRateMax;  // sends per user per minute
 constexpr size_t kViolationsShown = 3;
 
@@ -61,6 +58,8 @@ struct DemoOptions {
   std::string outage_for = "1m";
   std::string zone = "b";
   std::string rate = "6";  // sends per user per minute
+  std::string churn_online = "0s";   // mean online period; 0s: no churn
+  std::string churn_offline = "0s";  // mean offline period
   std::string sync_every = "3s";
   std::string heartbeat_every = "1s";
   std::string trace_out;
@@ -107,7 +106,7 @@ struct PhaseStats {
 struct Analysis {
   PhaseStats one[3], group[3];
   uint64_t copies_in_server_inboxes = 0;  // (message, recipient) pairs, sender's own copies excluded
-  uint64_t held_by_clients = 0;           // 1:1 (message, recipient) pairs in the recipients' final states
+  uint64_t held_by_clients = 0;           // (message, recipient) pairs in the recipients' client final states
 };
 
 // A logical message: every attempt of one (process, client message id).
@@ -247,6 +246,19 @@ int run_demo(const DemoOptions& text) {
     return bad(fmt::format("--zone '{}': expected a, b or c (the zone that loses power)", opt.zone));
   }
   if (!level) return bad(fmt::format("--log-level '{}': expected debug, info, warn, error or off", opt.log_level));
+  const auto churn_online = parse_duration(text.churn_online);
+  const auto churn_offline = parse_duration(text.churn_offline);
+  if (!churn_online || *churn_online < Duration::zero()) {
+    return bad(fmt::format("--churn-online '{}': expected a duration (mean online period, 0s: no churn), such as 1m",
+                           text.churn_online));
+  }
+  if (!churn_offline || *churn_offline < Duration::zero() ||
+      (*churn_offline > Duration::zero()) != (*churn_online > Duration::zero())) {
+    return bad(fmt::format("--churn-offline '{}': expected a duration (mean offline period), more than 0s exactly "
+                           "when --churn-online is, such as 20s",
+                           text.churn_offline));
+  }
+  wl::ChurnConfig churn{*churn_online, *churn_offline};
   std::ofstream trace_file, history_file;
   if (!opt.trace_out.empty()) {
     trace_file.open(opt.trace_out);
@@ -257,11 +269,19 @@ int run_demo(const DemoOptions& text) {
     if (!history_file) return bad(fmt::format("--history-out '{}': cannot open for writing", opt.history_out));
   }
 
-  const std::string reproduce = fmt::format(
-      "wxsim demo --seed {} --users {} --groups {} --duration {} --outage-start {} --outage-for {} --zone {} --rate {} "
-      "--sync-every {} --heartbeat-every {}",
-      opt.seed, opt.users, opt.groups, opt.duration, opt.outage_start, opt.outage_for, opt.zone, opt.rate,
-      text.sync_every, text.heartbeat_every);
+  std::string reproduce = fmt::format(
+      "wxsim demo --seed {} --users {} --groups {} --duration {} --outage-start {} --outage-for {} --zone {} --rate {}",
+      opt.seed, opt.users, opt.groups, opt.duration, opt.outage_start, opt.outage_for, opt.zone, opt.rate);
+  if (churn.enabled()) {
+    reproduce += fmt::format(" --churn-online {} --churn-offline {}", text.churn_online, text.churn_offline);
+  }
+  reproduce += fmt::format(" --sync-every {} --heartbeat-every {}", text.sync_every, text.heartbeat_every);
+  const auto sync_every = parse_duration(text.sync_every);
+  const auto heartbeat_every = parse_duration(text.heartbeat_every);
+  if (!sync_every) return bad(fmt::format("--sync-every '{}': expected a duration such as 3s or 1m", text.sync_every));
+  if (!heartbeat_every) {
+    return bad(fmt::format("--heartbeat-every '{}': expected a duration such as 1s or 30s", text.heartbeat_every));
+  }
   wl::OutageRunConfig rc;
   rc.seed = opt.seed;
   rc.users = opt.users;
@@ -271,12 +291,7 @@ int run_demo(const DemoOptions& text) {
   rc.outage_for = *outage_for;
   rc.zone = opt.zone;
   rc.rate_per_min = opt.rate;
-  const auto sync_every = parse_duration(text.sync_every);
-  const auto heartbeat_every = parse_duration(text.heartbeat_every);
-  if (!sync_every) return bad(fmt::format("--sync-every '{}': expected a duration such as 3s or 1m", text.sync_every));
-  if (!heartbeat_every) {
-    return bad(fmt::format("--heartbeat-every '{}': expected a duration such as 1s or 30s", text.heartbeat_every));
-  }
+  rc.churn = churn;
   rc.sync_interval = *sync_every;
   rc.heartbeat_interval = *heartbeat_every;
   rc.log_level = *level;
@@ -286,8 +301,7 @@ int run_demo(const DemoOptions& text) {
   const auto wall0 = std::chrono::steady_clock::now();
   wl::OutageRun run(rc);
   sim::Simulation& sim = run.sim();
-  std::string why;
-  if (!run.run(&why)) {
+  if (std::string why; !run.run(&why)) {
     fmt::print(stderr, "wxsim demo: the run did not finish at {}: {}\nreproduce: {}\n", to_string(sim.now()), why,
                reproduce);
     return 1;
@@ -297,13 +311,21 @@ int run_demo(const DemoOptions& text) {
   const Analysis an = analyse(run.history(), (run.outage_started() - TimePoint::zero()).ns(),
                               (run.outage_ended() - TimePoint::zero()).ns(), run.group_completed_at());
   const client::MessagingClient::Stats totals = run.client_totals();
+  const wl::ChurnStats churned = run.churn_totals();
   const bool with_groups = opt.groups > 0;
 
   // --- report ----------------------------------------------------------------------------
   fmt::print("wxsim demo: messaging through a zone outage (1 datacenter, 3 zones, every service in every zone)\n");
-  fmt::print("seed {}, {} users chatting 1:1 over access long connections, {} group chats of {}-{} members "
-             "({} group-only users)\n",
-             opt.seed, opt.users, opt.groups, kGroupSizeMin, kGroupSizeMax, run.group_users());
+  fmt::print("seed {}, {} users chatting 1:1 over access long connections ({:.1f} contacts each on average, "
+             "symmetric), {} group chats of {}-{} members ({} of the users are members)\n",
+             opt.seed, opt.users, run.mean_contacts(), opt.groups, rc.group_size.min, rc.group_size.max,
+             run.group_members());
+  if (churn.enabled()) {
+    fmt::print("churn: online ~{}, offline ~{} (exponential means): {} offline periods, {} returns, {} offline in "
+               "all, {} sends after a return\n",
+               text.churn_online, text.churn_offline, churned.offline_periods, churned.returns,
+               to_string(churned.offline_time), churned.sends_after_return);
+  }
   fmt::print("traffic {} simulated, {} sends per user per minute; zone {} dark from {} to {}\n", to_string(*duration),
              opt.rate, opt.zone, to_string(*outage_start), to_string(*outage_start + *outage_for));
   fmt::print("deployment: {} server nodes (kv x3, seqsvr, account, contacts, inbox, msg, access, group, fanout per "
@@ -334,7 +356,7 @@ int run_demo(const DemoOptions& text) {
   if (with_groups) table("group sends", an.group, "from the server's ack to the last member's inbox holding it (fan-out)");
 
   fmt::print("\nmessages: {} sent, {} acknowledged, {} (message, recipient) deliveries required, {} copies in the "
-             "recipients' server inboxes, {} 1:1 copies held by recipients' clients at the end\n",
+             "recipients' server inboxes, {} held by the recipients' clients at the end\n",
              verdict.stats.messages, verdict.stats.messages_acknowledged, verdict.stats.deliveries_required,
              an.copies_in_server_inboxes, an.held_by_clients);
   fmt::print("1:1 clients: {} sends ({} ok, {} failed, {} unknown) in {} attempts; {} notifies ({} stale) -> {} "
@@ -396,6 +418,10 @@ void add_demo_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--zone", opt->zone, "The zone that loses power: a, b or c")->capture_default_str();
   cmd->add_option("--rate", opt->rate, "Sends per user per minute (Poisson; group senders too)")->capture_default_str();
+  cmd->add_option("--churn-online", opt->churn_online, "Mean online period of a user (exponential; 0s: no churn)")
+      ->capture_default_str();
+  cmd->add_option("--churn-offline", opt->churn_offline, "Mean offline period of a user (exponential)")
+      ->capture_default_str();
   cmd->add_option("--sync-every", opt->sync_every, "Each client's periodic sync (besides notify-driven ones)")
       ->capture_default_str();
   cmd->add_option("--heartbeat-every", opt->heartbeat_every,

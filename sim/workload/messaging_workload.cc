@@ -3,12 +3,10 @@
 #include "sim/workload/messaging_workload.h"
 
 #include <algorithm>
-#include <set>
 #include <stdexcept>
 #include <utility>
 
 #include "nodes/logic/msg/msg_service.h"
-#include "nodes/storage/inbox/inbox_service.h"
 
 namespace wx::sim::workload {
 
@@ -21,7 +19,8 @@ cm::MessageCopy to_copy(const msg::MessageRecord& m) {
   c.message_id = m.message_id;
   c.sender = m.sender;
   c.client_msg_id = m.client_msg_id;
-  c.to = cm::Conversation{cm::ConversationKind::user, m.to_uid};
+  c.to = m.group_id != 0 ? cm::Conversation{cm::ConversationKind::group, m.group_id}
+                        : cm::Conversation{cm::ConversationKind::user, m.to_uid};
   c.body_hash = m.body_hash;
   return c;
 }
@@ -117,17 +116,14 @@ rpc::RouterConfig router_config(const client::MessagingClientConfig& config) {
 }  // namespace
 
 SimUser::SimUser(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
-                 client::MessagingClientConfig config, client::AccessLinkConfig link,
-                 std::vector<uint64_t> contacts, Duration send_mean, Duration sync_interval,
+                 client::MessagingClientConfig config, client::AccessLinkConfig link, SimUserPlan plan,
                  client::HistoryRecorder* recorder)
     : rt_(rt),
       endpoint_(rt),
       router_(rt, endpoint_, directory, std::move(locality), router_config(config)),
       link_(make_link(rt, endpoint_, directory, config, std::move(link))),
       client_(rt, router_, std::move(config), recorder, link_.get()),
-      contacts_(std::move(contacts)),
-      send_mean_(send_mean),
-      sync_interval_(sync_interval) {}
+      plan_(std::move(plan)) {}
 
 void SimUser::start() {
   if (link_) {
@@ -145,16 +141,27 @@ void SimUser::start() {
     rt_.spawn(link_->run(), "user-link");
     rt_.spawn(client_.notified_sync_loop(), "user-notified-sync");
   }
-  if (!contacts_.empty()) rt_.spawn(send_loop(), "user-send");
+  if (!plan_.contacts.empty()) rt_.spawn(send_loop(), "user-send");
   rt_.spawn(sync_loop(), "user-sync");
+  if (plan_.churn != nullptr && plan_.churn->enabled()) rt_.spawn(churn_loop(), "user-churn");
 }
 
 Task<void> SimUser::send_loop() {
+  // A daily shape: draw at the peak rate, keep a draw with probability
+  // factor / peak (thinning), so the kept sends are exactly a Poisson
+  // process whose rate follows the shape.
+  const DailyShape* shape = plan_.shape != nullptr && !plan_.shape->flat() ? plan_.shape : nullptr;
+  const double peak = shape != nullptr ? shape->peak() : 1.0;
+  const Duration draw_mean =
+      shape != nullptr ? nanoseconds(static_cast<int64_t>(static_cast<double>(plan_.send_mean.ns()) / peak))
+                       : plan_.send_mean;
   while (!stopped_) {
-    co_await rt_.sleep(rt_.rng().exponential(send_mean_));
+    co_await rt_.sleep(rt_.rng().exponential(draw_mean));
     if (stopped_) break;
+    if (shape != nullptr && !rt_.rng().bernoulli(shape->factor(rt_.now()) / peak)) continue;
     if (offline_) continue;
-    const uint64_t to = contacts_[rt_.rng().uniform(contacts_.size())];
+    if (returned_) ++churn_stats_.sends_after_return;
+    const uint64_t to = plan_.contacts[rt_.rng().uniform(plan_.contacts.size())];
     std::string body = "hello " + std::to_string(to) + " #" + std::to_string(++body_counter_) + " from " +
                        std::to_string(client_.uid());
     sending_ = true;
@@ -165,16 +172,41 @@ Task<void> SimUser::send_loop() {
 
 Task<void> SimUser::sync_loop() {
   // Spread the users' syncs over the interval.
-  co_await rt_.sleep(nanoseconds(static_cast<int64_t>(rt_.rng().uniform(static_cast<uint64_t>(sync_interval_.ns())))));
+  co_await rt_.sleep(
+      nanoseconds(static_cast<int64_t>(rt_.rng().uniform(static_cast<uint64_t>(plan_.sync_interval.ns())))));
   while (!stopped_) {
     if (!offline_) (void)co_await client_.sync();
-    co_await rt_.sleep(sync_interval_);
+    co_await rt_.sleep(plan_.sync_interval);
+  }
+}
+
+Task<void> SimUser::churn_loop() {
+  while (!stopped_) {
+    co_await rt_.sleep(rt_.rng().exponential(plan_.churn->online_mean));
+    if (stopped_) break;
+    set_offline(true);
+    co_await rt_.sleep(rt_.rng().exponential(plan_.churn->offline_mean));
+    if (stopped_) break;  // stop_traffic() brought it back
+    set_offline(false);
+    ++churn_stats_.returns;
+    returned_ = true;
   }
 }
 
 void SimUser::set_offline(bool offline) {
+  if (offline && !offline_) {
+    ++churn_stats_.offline_periods;
+    offline_since_ = rt_.now();
+  } else if (!offline && offline_) {
+    churn_stats_.offline_time += rt_.now() - offline_since_;
+  }
   offline_ = offline;
   if (link_) link_->set_offline(offline);
+}
+
+void SimUser::stop_traffic() {
+  stopped_ = true;
+  if (offline_) set_offline(false);  // back online for the final sync
 }
 
 void SimUser::final_sync() { rt_.spawn(final_loop(), "user-final"); }
@@ -192,66 +224,6 @@ Task<void> SimUser::final_loop() {
   final_done_ = true;
 }
 
-// --- ServerReader ------------------------------------------------------------------
-
-ServerReader::ServerReader(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
-                           std::vector<uint64_t> uids, HistoryLog* recorder,
-                           std::function<std::string(uint64_t uid)> ticket_for)
-    : rt_(rt),
-      endpoint_(rt),
-      router_(rt, endpoint_, directory, std::move(locality)),
-      uids_(std::move(uids)),
-      recorder_(recorder),
-      ticket_for_(std::move(ticket_for)) {}
-
-void ServerReader::start() { endpoint_.start(); }
-
-void ServerReader::read_all() { rt_.spawn(read_loop(), "reader"); }
-
-Task<void> ServerReader::read_loop() {
-  for (uint64_t uid : uids_) {
-    std::vector<msg::MessageRecord> inbox;
-    uint64_t after = 0;
-    int pages = 0;
-    int failures = 0;
-    while (pages < kReaderPagesMax) {
-      inbox::RangeRequest req;
-      req.set_uid(uid);
-      req.set_after_seq(after);
-      req.set_limit(inbox::kRangeMessagesMax);
-      rpc::CallOptions o;
-      o.timeout = seconds(3);
-      if (ticket_for_) o.ticket = ticket_for_(uid);
-      rpc::Result<inbox::RangeReply> r =
-          co_await router_.call<inbox::RangeReply>("inbox", inbox::kRangeMethod, req, o);
-      if (!r.ok() || r->code() != inbox::INBOX_OK) {
-        if (++failures > 100) {
-          failed_ = true;
-          done_ = true;
-          co_return;
-        }
-        co_await rt_.sleep(milliseconds(200));
-        continue;
-      }
-      ++pages;
-      for (const inbox::InboxMessage& m : r->messages()) {
-        std::optional<msg::MessageRecord> c = msg::decode_stored(uid, m.seq(), m.message());
-        if (!c) {
-          rt_.error("reader: inbox {} seq {} does not parse", uid, m.seq());
-          failed_ = true;
-          continue;
-        }
-        inbox.push_back(std::move(*c));
-        after = std::max(after, m.seq());
-      }
-      if (r->messages_size() < static_cast<int>(inbox::kRangeMessagesMax)) break;
-    }
-    // What a fully synced client's key says: the last seq delivered.
-    recorder_->server_final("reader", uid, inbox, client::SyncKey{{std::string(cm::kMessagesType), after}});
-  }
-  done_ = true;
-}
-
 // --- MessagingWorkload ---------------------------------------------------------------
 
 MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment, MessagingWorkloadConfig config,
@@ -260,10 +232,10 @@ MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment,
   if (config_.users == 0 || config_.users > kWorkloadUsersMax) {
     throw std::invalid_argument("workload: users must be 1.." + std::to_string(kWorkloadUsersMax));
   }
-  const size_t contacts_n = std::min({config_.contacts_per_user, config_.users - 1, kContactsPerUserMax});
   for (size_t i = 0; i < config_.users; ++i) uids_.push_back(config_.uid_base + i);
 
   Rng rng = sim.derive_rng("msg-workload-contacts");
+  graph_ = make_contact_graph(rng, config_.users, config_.contacts);
   const rpc::ServiceDirectory& directory = deployment.deployment().directory();
   if (config_.path == UserPath::automatic) {
     config_.path = directory.instances(access::kServiceName).empty() ? UserPath::direct : UserPath::long_connection;
@@ -278,11 +250,6 @@ MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment,
   const rpc::Locality locality{config_.client_datacenter, config_.client_zone};
   HistoryLog* recorder = &log;
   for (size_t i = 0; i < config_.users; ++i) {
-    std::set<uint64_t> picked;
-    while (picked.size() < contacts_n) {
-      const size_t j = rng.uniform(config_.users);
-      if (j != i) picked.insert(uids_[j]);
-    }
     client::MessagingClientConfig cc = config_.client;
     cc.uid = uids_[i];
     cc.process = "c" + std::to_string(uids_[i]);
@@ -293,21 +260,19 @@ MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment,
     lc.ticket = cc.ticket;
     lc.datacenter = config_.client_datacenter;
     lc.preferred_zone = zones.empty() ? std::string() : zones[i % zones.size()];
-    std::vector<uint64_t> contacts(picked.begin(), picked.end());
-    const Duration send_mean = config_.send_interval_mean;
-    const Duration sync_interval = config_.sync_interval;
-    users_.push_back(sim.add_node(
-        {cc.process, Placement{config_.client_datacenter, config_.client_zone, ""},
-         [&directory, locality, cc, lc, contacts, send_mean, sync_interval, recorder](Runtime& rt) {
-           return std::make_unique<SimUser>(rt, directory, locality, cc, lc, contacts, send_mean, sync_interval,
-                                            recorder);
-         }}));
+    SimUserPlan plan;
+    for (size_t j : graph_[i]) plan.contacts.push_back(uids_[j]);
+    plan.send_mean = config_.send_interval_mean;
+    plan.sync_interval = config_.sync_interval;
+    plan.shape = &config_.daily_shape;
+    plan.churn = &config_.churn;
+    users_.push_back(sim.add_node({cc.process, Placement{config_.client_datacenter, config_.client_zone, ""},
+                                   [&directory, locality, cc, lc, plan, recorder](Runtime& rt) {
+                                     return std::make_unique<SimUser>(rt, directory, locality, cc, lc, plan, recorder);
+                                   }}));
   }
-  std::vector<uint64_t> uids = uids_;
-  reader_ = sim.add_node({"reader", Placement{config_.client_datacenter, config_.client_zone, ""},
-                          [&directory, locality, uids, recorder, tf = config_.ticket_for](Runtime& rt) {
-                            return std::make_unique<ServerReader>(rt, directory, locality, uids, recorder, tf);
-                          }});
+  reader_ = add_inbox_reader(sim, deployment, "reader", uids_, config_.ticket_for, log, config_.client_datacenter,
+                             config_.client_zone);
 }
 
 void MessagingWorkload::stop_traffic() {
@@ -324,38 +289,28 @@ bool MessagingWorkload::all_idle() {
   return true;
 }
 
-bool MessagingWorkload::finish(Duration settle, TimePoint limit, std::string* why) {
-  stop_traffic();
-  if (!sim_.run_until([this] { return all_idle(); }, limit) || !all_idle()) {
-    *why = "users still busy at the limit";
-    return false;
-  }
-  sim_.run_for(settle);  // in-flight server work ends (request budgets)
-  ServerReader* reader = sim_.node_as<ServerReader>(reader_);
-  if (reader == nullptr) {
-    *why = "the reader is down";
-    return false;
-  }
-  reader->read_all();
-  if (!sim_.run_until([reader] { return reader->done(); }, limit) || !reader->done() || reader->failed()) {
-    *why = "the server reader did not read every inbox";
-    return false;
-  }
-  for (size_t i = 0; i < users_.size(); ++i) {
-    if (SimUser* u = user(i)) u->final_sync();
-  }
-  auto all_final = [this] {
+EndPhase MessagingWorkload::end_phase() {
+  EndPhase p;
+  p.stop.push_back([this] { stop_traffic(); });
+  p.idle.push_back([this] { return all_idle(); });
+  p.readers.push_back(reader_);
+  p.final_start.push_back([this] {
+    for (size_t i = 0; i < users_.size(); ++i) {
+      if (SimUser* u = user(i)) u->final_sync();
+    }
+  });
+  p.final_done.push_back([this] {
     for (size_t i = 0; i < users_.size(); ++i) {
       SimUser* u = user(i);
       if (u != nullptr && !u->final_done()) return false;
     }
     return true;
-  };
-  if (!sim_.run_until(all_final, limit) || !all_final()) {
-    *why = "final syncs did not finish";
-    return false;
-  }
-  return true;
+  });
+  return p;
+}
+
+bool MessagingWorkload::finish(Duration settle, TimePoint limit, std::string* why) {
+  return run_end_phase(sim_, end_phase(), settle, limit, why);
 }
 
 client::MessagingClient::Stats MessagingWorkload::totals() {
@@ -376,6 +331,20 @@ client::MessagingClient::Stats MessagingWorkload::totals() {
     t.notifies += s.notifies;
     t.notifies_stale += s.notifies_stale;
     t.notify_syncs += s.notify_syncs;
+  }
+  return t;
+}
+
+ChurnStats MessagingWorkload::churn_totals() {
+  ChurnStats t;
+  for (size_t i = 0; i < users_.size(); ++i) {
+    SimUser* u = user(i);
+    if (u == nullptr) continue;
+    const ChurnStats& s = u->churn_stats();
+    t.offline_periods += s.offline_periods;
+    t.returns += s.returns;
+    t.sends_after_return += s.sends_after_return;
+    t.offline_time += s.offline_time;
   }
   return t;
 }

@@ -1,7 +1,6 @@
 // The messaging outage run (see outage_run.h).
 #include "sim/workload/outage_run.h"
 
-#include <set>
 #include <stdexcept>
 #include <utility>
 
@@ -27,26 +26,6 @@ ticket::KeyRingConfig ring_config() {
   return c;
 }
 
-std::vector<GroupSpec> make_groups(Simulation& sim, size_t groups, size_t pool) {
-  Rng rng = sim.derive_rng("demo-groups");
-  std::vector<GroupSpec> out;
-  for (size_t g = 0; g < groups; ++g) {
-    GroupSpec s;
-    s.group_id = 1 + g;
-    const size_t size = kOutageGroupSizeMin + rng.uniform(kOutageGroupSizeMax - kOutageGroupSizeMin + 1);
-    std::vector<uint64_t> members;  // the creator first, in draw order
-    std::set<uint64_t> seen;
-    while (members.size() < size) {
-      const uint64_t uid = kOutageGroupUidBase + rng.uniform(pool);
-      if (seen.insert(uid).second) members.push_back(uid);
-    }
-    s.members = members;
-    for (size_t i = 0; i < kOutageGroupSendersMax && i < members.size(); ++i) s.senders.push_back(members[i]);
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string validate(const OutageRunConfig& c) {
@@ -69,9 +48,22 @@ std::string validate(const OutageRunConfig& c) {
   if (!(c.rate_per_min > 0 && c.rate_per_min <= kOutageRateMax)) {
     return fmt::format("rate_per_min: {} is not above 0 and at most {}", c.rate_per_min, kOutageRateMax);
   }
-  if (c.contacts_per_user < 1 || c.contacts_per_user > kContactsPerUserMax || c.contacts_per_user >= c.users) {
-    return fmt::format("contacts_per_user: {} is not between 1 and min({}, users - 1)", c.contacts_per_user,
+  if (c.contacts.degree.min < 1 || c.contacts.degree.max < c.contacts.degree.min ||
+      c.contacts.degree.max > kContactsPerUserMax || c.contacts.degree.alpha < 0 ||
+      !(c.contacts.locality >= 0 && c.contacts.locality <= 1)) {
+    return fmt::format("contacts: degrees {}..{} (alpha {}), locality {}: expected 1 <= min <= max <= {}, "
+                       "alpha >= 0, locality in [0, 1]",
+                       c.contacts.degree.min, c.contacts.degree.max, c.contacts.degree.alpha, c.contacts.locality,
                        kContactsPerUserMax);
+  }
+  if (c.group_size.min < 2 || c.group_size.max < c.group_size.min || c.group_size.max > kGroupSizeMax ||
+      c.group_size.alpha < 0) {
+    return fmt::format("group_size: {}..{} (alpha {}): expected 2 <= min <= max <= {}, alpha >= 0", c.group_size.min,
+                       c.group_size.max, c.group_size.alpha, kGroupSizeMax);
+  }
+  if (c.churn.online_mean < Duration::zero() || c.churn.offline_mean < Duration::zero() ||
+      (c.churn.online_mean > Duration::zero()) != (c.churn.offline_mean > Duration::zero())) {
+    return "churn: online and offline means are both 0 (no churn) or both positive";
   }
   for (auto [name, d] : {std::pair{"sync_interval", c.sync_interval},
                          std::pair{"heartbeat_interval", c.heartbeat_interval},
@@ -125,8 +117,9 @@ OutageRun::OutageRun(OutageRunConfig config) : config_(std::move(config)) {
   MessagingWorkloadConfig wc;
   wc.users = config_.users;
   wc.uid_base = kOutageUidBase;
-  wc.contacts_per_user = config_.contacts_per_user;
+  wc.contacts = config_.contacts;
   wc.send_interval_mean = send_mean;
+  wc.churn = config_.churn;
   wc.sync_interval = config_.sync_interval;
   wc.path = UserPath::long_connection;
   wc.client.call_timeout = config_.client_call_timeout;
@@ -136,18 +129,18 @@ OutageRun::OutageRun(OutageRunConfig config) : config_(std::move(config)) {
 
   if (config_.groups > 0) {
     GroupWorkloadConfig gc;
-    gc.groups = make_groups(sim, config_.groups, std::max<size_t>(kOutageGroupSizeMax, config_.users));
+    GroupShapeConfig shape;
+    shape.groups = config_.groups;
+    shape.size = config_.group_size;
+    shape.senders_max = kOutageGroupSendersMax;
+    Rng rng = sim.derive_rng("demo-groups");
+    gc.groups = make_groups(rng, one_to_one_->uids(), one_to_one_->contact_graph(), shape);
     gc.send_interval_mean = send_mean;
     gc.ticket_for = ticket_for;
+    gc.process_prefix = "g";  // the 1:1 clients are "c<uid>"
+    gc.read_inboxes = false;  // the 1:1 workload's reader reads every user
     groups_ = std::make_unique<GroupWorkload>(sim, *deployment_, gc, *recorder_);
   }
-  // One reader for every user's inbox, each call with that user's ticket.
-  std::vector<DemoReaderUser> readers;
-  for (uint64_t uid : one_to_one_->uids()) readers.push_back({uid, ticket_for(uid), false});
-  if (groups_) {
-    for (uint64_t uid : groups_->uids()) readers.push_back({uid, ticket_for(uid), true});
-  }
-  reader_ = add_demo_reader(sim, *deployment_, std::move(readers), *log_, *recorder_);
   deployment_->start_all();
 
   const TimePoint t0 = sim.now();
@@ -158,7 +151,13 @@ OutageRun::OutageRun(OutageRunConfig config) : config_(std::move(config)) {
 
 OutageRun::~OutageRun() = default;
 
-size_t OutageRun::group_users() const { return groups_ ? groups_->uids().size() : 0; }
+size_t OutageRun::group_members() const { return groups_ ? groups_->uids().size() : 0; }
+
+double OutageRun::mean_contacts() const {
+  size_t edges = 0;
+  for (const auto& n : one_to_one_->contact_graph()) edges += n.size();
+  return static_cast<double>(edges) / static_cast<double>(config_.users);
+}
 
 bool OutageRun::run(std::string* why) {
   Simulation& sim = *sim_;
@@ -186,10 +185,9 @@ bool OutageRun::run(std::string* why) {
     return false;
   }
   timeline_.push_back({sim.now(), "traffic stops; quiescence, then final states"});
-  if (!finish_demo(sim, *one_to_one_, groups_.get(), *recorder_, reader_, config_.settle,
-                   sim.now() + config_.end_limit, why)) {
-    return false;
-  }
+  EndPhase end = one_to_one_->end_phase();
+  if (groups_) end += groups_->end_phase();
+  if (!run_end_phase(sim, end, config_.settle, sim.now() + config_.end_limit, why)) return false;
   if (sim.failure()) {
     *why = *sim.failure();
     return false;
@@ -199,8 +197,6 @@ bool OutageRun::run(std::string* why) {
 
   cm::CheckOptions co;
   co.context = fmt::format("seed {}", config_.seed);
-  // Group-only users do not sync: judged on the servers' final inboxes.
-  co.require_client_final_for_recipients = !groups_;
   verdict_ = cm::check_messaging(log_->history(), co);
   return true;
 }

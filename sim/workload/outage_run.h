@@ -8,17 +8,26 @@
 // The world: deploy::single_datacenter_spec() plus msg, access, group and
 // fanout, one instance per zone, one ticket key ring shared by every service
 // that checks tickets. The users live in a client zone outside the
-// datacenter's zones, so the outage hits servers only:
-//   * `users` simulated users (uids 1000, 1001, ...) chat 1:1 with
-//     `contacts_per_user` contacts over a long connection (heartbeats,
-//     payload-less notifies → notify-driven syncs, a periodic sync every
-//     `sync_interval`), sending at Poisson times, `rate_per_min` per user;
-//   * `groups` group chats of 3–30 members from a separate pool of group-only
-//     users (uids 100000, ...); the first 3 members of each group send to it
-//     at the same rate; the fan-out workers deliver.
+// datacenter's zones, so the outage hits servers only (docs/messaging.md
+// "Workload"):
+//   * `users` simulated users (uids 1000, 1001, ...) chat 1:1 with their
+//     contacts — a symmetric contact graph (`contacts`: by default degrees
+//     2–16 from a truncated power law, half the edges local) — over a long
+//     connection to an access node (heartbeats, payload-less notifies →
+//     notify-driven syncs, a periodic sync every `sync_interval`), sending at
+//     Poisson times, `rate_per_min` per user; with `churn` each user
+//     alternates exponential online and offline periods;
+//   * `groups` group chats (`group_size`, by default 3–30 members from a
+//     truncated power law) drawn from the same users, mostly the creator's
+//     contacts; the first 3 members of each group send to it through
+//     msg.GroupSend at the same rate from a second device (process "g<uid>");
+//     the fan-out workers deliver and the members' clients receive group
+//     messages by their syncs.
 // Timeline: `zone` loses power at `outage_start` for `outage_for`; traffic
-// stops at `duration`; then the end phase (workload::finish_demo): fan-out
-// drained, every inbox read by a server reader, every 1:1 user's final sync.
+// stops at `duration`; then the end phase (end_phase.h): every user back
+// online, fan-out drained, every inbox read by a server reader, every user's
+// final sync; then the messaging checker (every recipient, 1:1 or group, has
+// a client final state).
 //
 // Deterministic: everything follows from `seed` (same config, same trace
 // hash). Bounded: every phase ends at its simulated-time limit.
@@ -38,17 +47,16 @@
 #include "nodes/runtime/time.h"
 #include "sim/deployment_builder.h"
 #include "sim/simulation.h"
-#include "sim/workload/demo_workload.h"
 #include "sim/workload/group_workload.h"
 #include "sim/workload/messaging_workload.h"
+#include "sim/workload/population.h"
 
 namespace wx::sim::workload {
 
 inline constexpr uint64_t kOutageUidBase = 1000;
-inline constexpr uint64_t kOutageGroupUidBase = 100'000;
 inline constexpr size_t kOutageUsersMax = 10'000;
 inline constexpr size_t kOutageGroupsMax = 1'000;
-inline constexpr size_t kOutageGroupSizeMin = 3, kOutageGroupSizeMax = 30, kOutageGroupSendersMax = 3;
+inline constexpr size_t kOutageGroupSendersMax = 3;
 inline constexpr double kOutageRateMax = 600;  // sends per user per minute
 
 struct OutageRunConfig {
@@ -60,7 +68,9 @@ struct OutageRunConfig {
   Duration outage_for = minutes(1);    // >= 1 s, ends by duration
   std::string zone = "b";              // a, b or c
   double rate_per_min = 6;             // sends per user per minute, (0, kOutageRateMax]
-  size_t contacts_per_user = 4;
+  ContactGraphConfig contacts{SizeDistribution{2, 16, 1.0}, 0.5, 8};
+  SizeDistribution group_size{3, 30, 1.0};
+  ChurnConfig churn;                    // default off
   Duration sync_interval = seconds(3);  // the clients' periodic sync
   // The long connection's heartbeat (client::AccessLinkConfig): a silent
   // access node is left after heartbeat_misses_max missed beats.
@@ -108,8 +118,11 @@ class OutageRun {
   TimePoint outage_ended() const { return up_at_; }
   // Server nodes in the zone that lost power.
   size_t zone_nodes() const { return zone_nodes_; }
-  // Group-only users (0 without groups).
-  size_t group_users() const;
+  // Users that are members of a group (0 without groups).
+  size_t group_members() const;
+  // Contacts per user, on average (the graph is symmetric).
+  double mean_contacts() const;
+  ChurnStats churn_totals() { return one_to_one_->churn_totals(); }
   // Group message id → when the last member's inbox held it.
   const std::map<std::string, TimePoint>& group_completed_at() const { return recorder_->completed_at(); }
   client::MessagingClient::Stats client_totals() { return one_to_one_->totals(); }
@@ -123,7 +136,6 @@ class OutageRun {
   std::unique_ptr<SimDeployment> deployment_;
   std::unique_ptr<MessagingWorkload> one_to_one_;
   std::unique_ptr<GroupWorkload> groups_;
-  NodeId reader_{0};
   size_t zone_nodes_ = 0;
   TimePoint down_at_, up_at_, end_at_;
   std::vector<Mark> timeline_;

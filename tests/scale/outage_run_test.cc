@@ -1,13 +1,13 @@
 // The messaging outage at scale (sim/workload/outage_run.h), judged by the
 // messaging checker (checkers/messaging.h) over the recorded history only:
 //
-//   * ThousandUsers…: 1,000 users chatting 1:1 and 100 group chats (3–30
-//     members, ~800 more users) on a three-zone deployment with every service
-//     in every zone, 10 simulated minutes of traffic, zone b dark from 4m to
-//     6m; after quiescence every acknowledged message is in every recipient's
-//     synced state (1:1) or server inbox (group) exactly once, in
-//     per-recipient order, and every 1:1 client's sync state equals the
-//     server's. WX_SEEDS seeds (default 3).
+//   * ThousandUsers…: 1,000 users chatting 1:1 with their contacts and in 100
+//     group chats (3–30 members from the same users) on a three-zone
+//     deployment with every service in every zone, 10 simulated minutes of
+//     traffic, zone b dark from 4m to 6m; after quiescence every acknowledged
+//     message (1:1 and group) is in every recipient's synced client state
+//     exactly once, in per-recipient order, and every client's sync state
+//     equals the server's. WX_SEEDS seeds (default 3).
 //   * HundredUsers…: the same scenario at 100 users and 10 groups, WX_SEEDS
 //     seeds (default 50).
 //   * AckBeforeInboxCommit…: the test-only fault (the msg service
