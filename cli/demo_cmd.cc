@@ -2,28 +2,10 @@
 // exist (`wxsim run`, a later issue): the messaging product through a zone
 // power loss, judged by the messaging checker.
 //
-// One datacenter "dc1" with zones a, b, c; in every zone every service: a KV
-// replica of the one shard, seqsvr, account, contacts, inbox, msg, access,
-// group and fan-out (deploy::single_datacenter_spec() plus the logic roles,
-// one instance per zone, one ticket key ring shared by msg, access and
-// group). The users live in a client zone outside the datacenter's zones, so
-// the outage hits servers only:
-//   * --users simulated users (uids 1000, 1001, ...) chat 1:1 with 4 random
-//     contacts each over a long connection to an access node (heartbeats,
-//     payload-less notifies → notify-driven syncs, plus a periodic sync every
-//     3 s); sends at Poisson times, --rate sends per user per minute;
-//   * --groups group chats of 3–30 members drawn from a separate pool of
-//     group-only users (uids 100000, ...; a GroupUser and a 1:1 SimUser
-//     would both record as process "c<uid>", so the two workloads use
-//     disjoint users); the first 3 members of each group send to it through
-//     msg.GroupSend at the same --rate; the fan-out workers deliver.
-// Timeline: zone --zone loses power (every node in it, silently) at
-// --outage-start and is restored --outage-for later; traffic stops at
-// --duration; then quiescence: group fan-out drained, every inbox read by a
-// server reader, every 1:1 user's final sync. The recorded history
-// (checkers/history.h) is judged by checkers::messaging::check_messaging
-// (group-only users make no client syncs, so recipients are judged on the
-// servers' final inboxes where no client final exists).
+// The run itself — the deployment, the users (contact graph, groups, churn),
+// the outage, the end phase and the checker — is sim::workload::OutageRun
+// (sim/workload/outage_run.h, docs/messaging.md "Workload"); this file parses
+// the options into its config and prints the report.
 //
 // The report: set-up, fault timeline, per-phase (before / during / after the
 // outage) send availability and latency, ack → held latency, messages sent /
@@ -51,9 +33,7 @@
 #include "nodes/logic/ticket/ticket.h"
 #include "sim/deployment_builder.h"
 #include "sim/simulation.h"
-#include "sim/workload/demo_workload.h"
-#include "sim/workload/group_workload.h"
-#include "sim/workload/messaging_workload.h"
+#include "sim/workload/outage_run.h"
 
 namespace wx::cli {
 
@@ -62,14 +42,9 @@ namespace {
 namespace cm = checkers::messaging;
 namespace wl = sim::workload;
 
-constexpr uint64_t kUidBase = 1000;
-constexpr uint64_t kGroupUidBase = 100'000;
-constexpr size_t kUsersMax = 10'000;
-constexpr size_t kGroupsMax = 1'000;
-constexpr size_t kGroupSizeMin = 3, kGroupSizeMax = 30, kGroupSendersMax = 3;
-constexpr double kRateMax = 600;  // sends per user per minute
-constexpr Duration kSettle = seconds(5);
-constexpr Duration kEndLimit = seconds(900);  // simulated time allowed for the end phase
+constexpr size_t kUsersMax = wl::kOutageUsersMax;
+constexpr size_t kGroupsMax = wl::kOutageGroupsMax;
+constexpr double kRateMax = wl::kOutageRateMax;  // sends per user per minute
 constexpr size_t kViolationsShown = 3;
 
 // Numbers are taken as text and parsed here (std::from_chars: locale-free),
@@ -83,6 +58,10 @@ struct DemoOptions {
   std::string outage_for = "1m";
   std::string zone = "b";
   std::string rate = "6";  // sends per user per minute
+  std::string churn_online = "0s";   // mean online period; 0s: no churn
+  std::string churn_offline = "0s";  // mean offline period
+  std::string sync_every = "3s";
+  std::string heartbeat_every = "1s";
   std::string trace_out;
   std::string history_out;
   std::string log_level = "warn";
@@ -109,40 +88,11 @@ std::optional<T> parse_number(const std::string& text) {
   return v;
 }
 
-ticket::KeyRingConfig ring_config() {
-  ticket::KeyRingConfig c;
-  std::string s;
-  for (size_t i = 0; i < ticket::kTicketKeyBytes; ++i) s.push_back(static_cast<char>(0x41 + 7 * i));
-  c.keys.push_back({1, s});
-  c.current_key_id = 1;
-  return c;
-}
-
 Duration percentile(std::vector<int64_t> v, double p) {
   if (v.empty()) return Duration::zero();
   std::sort(v.begin(), v.end());
   const size_t idx = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
   return nanoseconds(v[idx]);
-}
-
-std::vector<wl::GroupSpec> make_groups(sim::Simulation& sim, size_t groups, size_t pool) {
-  Rng rng = sim.derive_rng("demo-groups");
-  std::vector<wl::GroupSpec> out;
-  for (size_t g = 0; g < groups; ++g) {
-    wl::GroupSpec s;
-    s.group_id = 1 + g;
-    const size_t size = kGroupSizeMin + rng.uniform(kGroupSizeMax - kGroupSizeMin + 1);
-    std::vector<uint64_t> members;  // the creator first, in draw order
-    std::set<uint64_t> seen;
-    while (members.size() < size) {
-      const uint64_t uid = kGroupUidBase + rng.uniform(pool);
-      if (seen.insert(uid).second) members.push_back(uid);
-    }
-    s.members = members;
-    for (size_t i = 0; i < kGroupSendersMax && i < members.size(); ++i) s.senders.push_back(members[i]);
-    out.push_back(std::move(s));
-  }
-  return out;
 }
 
 // --- what the history says, per phase ------------------------------------------------
@@ -156,7 +106,7 @@ struct PhaseStats {
 struct Analysis {
   PhaseStats one[3], group[3];
   uint64_t copies_in_server_inboxes = 0;  // (message, recipient) pairs, sender's own copies excluded
-  uint64_t held_by_clients = 0;           // 1:1 (message, recipient) pairs in the recipients' final states
+  uint64_t held_by_clients = 0;           // (message, recipient) pairs in the recipients' client final states
 };
 
 // A logical message: every attempt of one (process, client message id).
@@ -296,6 +246,19 @@ int run_demo(const DemoOptions& text) {
     return bad(fmt::format("--zone '{}': expected a, b or c (the zone that loses power)", opt.zone));
   }
   if (!level) return bad(fmt::format("--log-level '{}': expected debug, info, warn, error or off", opt.log_level));
+  const auto churn_online = parse_duration(text.churn_online);
+  const auto churn_offline = parse_duration(text.churn_offline);
+  if (!churn_online || *churn_online < Duration::zero()) {
+    return bad(fmt::format("--churn-online '{}': expected a duration (mean online period, 0s: no churn), such as 1m",
+                           text.churn_online));
+  }
+  if (!churn_offline || *churn_offline < Duration::zero() ||
+      (*churn_offline > Duration::zero()) != (*churn_online > Duration::zero())) {
+    return bad(fmt::format("--churn-offline '{}': expected a duration (mean offline period), more than 0s exactly "
+                           "when --churn-online is, such as 20s",
+                           text.churn_offline));
+  }
+  wl::ChurnConfig churn{*churn_online, *churn_offline};
   std::ofstream trace_file, history_file;
   if (!opt.trace_out.empty()) {
     trace_file.open(opt.trace_out);
@@ -306,134 +269,71 @@ int run_demo(const DemoOptions& text) {
     if (!history_file) return bad(fmt::format("--history-out '{}': cannot open for writing", opt.history_out));
   }
 
-  const std::string reproduce = fmt::format(
+  std::string reproduce = fmt::format(
       "wxsim demo --seed {} --users {} --groups {} --duration {} --outage-start {} --outage-for {} --zone {} --rate {}",
       opt.seed, opt.users, opt.groups, opt.duration, opt.outage_start, opt.outage_for, opt.zone, opt.rate);
+  if (churn.enabled()) {
+    reproduce += fmt::format(" --churn-online {} --churn-offline {}", text.churn_online, text.churn_offline);
+  }
+  reproduce += fmt::format(" --sync-every {} --heartbeat-every {}", text.sync_every, text.heartbeat_every);
+  const auto sync_every = parse_duration(text.sync_every);
+  const auto heartbeat_every = parse_duration(text.heartbeat_every);
+  if (!sync_every) return bad(fmt::format("--sync-every '{}': expected a duration such as 3s or 1m", text.sync_every));
+  if (!heartbeat_every) {
+    return bad(fmt::format("--heartbeat-every '{}': expected a duration such as 1s or 30s", text.heartbeat_every));
+  }
+  wl::OutageRunConfig rc;
+  rc.seed = opt.seed;
+  rc.users = opt.users;
+  rc.groups = opt.groups;
+  rc.duration = *duration;
+  rc.outage_start = *outage_start;
+  rc.outage_for = *outage_for;
+  rc.zone = opt.zone;
+  rc.rate_per_min = opt.rate;
+  rc.churn = churn;
+  rc.sync_interval = *sync_every;
+  rc.heartbeat_interval = *heartbeat_every;
+  rc.log_level = *level;
+  rc.trace_records_max = opt.trace_out.empty() ? 0 : size_t{1} << 22;
+  if (std::string why = wl::validate(rc); !why.empty()) return bad(why);
+
   const auto wall0 = std::chrono::steady_clock::now();
-
-  // --- the world ---------------------------------------------------------------------
-  sim::SimConfig cfg;
-  cfg.seed = opt.seed;
-  cfg.log_level = *level;
-  cfg.trace_records_max = opt.trace_out.empty() ? 0 : size_t{1} << 22;
-  sim::Simulation sim(cfg);
-  wl::HistoryLog log(sim);
-  wl::GroupRecorder recorder(sim, log);
-  ticket::KeyRing ring{ring_config()};
-  const Duration ticket_ttl = *duration + kEndLimit + minutes(10);
-
-  deploy::DeploymentSpec spec = deploy::single_datacenter_spec();
-  for (deploy::Role r : {deploy::Role::msg, deploy::Role::access, deploy::Role::group, deploy::Role::fanout}) {
-    spec.instances_per_zone[r] = 1;
-  }
-  spec.templates.msg.keys = ring_config();
-  spec.templates.access.keys = ring_config();
-  spec.templates.group.keys = ring_config();
-  spec.templates.msg.ack_observer = log.ack_observer();
-  spec.templates.msg.group_members_observer = recorder.members_observer();
-  spec.templates.msg.group_ack_observer = recorder.ack_observer();
-  spec.templates.fanout.group_members_observer = recorder.members_observer();
-  spec.templates.fanout.group_ack_observer = recorder.ack_observer();
-  auto deployment_desc = std::make_shared<const deploy::Deployment>(spec);
-  sim::SimDeployment deployment(sim, deployment_desc);
-  size_t zone_nodes = 0;
-  for (const deploy::NodeDesc& n : deployment_desc->nodes()) zone_nodes += n.zone == opt.zone ? 1 : 0;
-
-  const Duration send_mean = nanoseconds(static_cast<int64_t>(60e9 / opt.rate));
-  auto ticket_for = [&](uint64_t uid) { return *ring.issue(uid, sim.now(), ticket_ttl); };
-  wl::MessagingWorkloadConfig wc;
-  wc.users = opt.users;
-  wc.uid_base = kUidBase;
-  wc.contacts_per_user = 4;
-  wc.send_interval_mean = send_mean;
-  wc.sync_interval = seconds(3);
-  wc.path = wl::UserPath::long_connection;
-  wc.client.call_timeout = seconds(1);
-  wc.ticket_for = ticket_for;
-  wl::MessagingWorkload one_to_one(sim, deployment, wc, log);
-
-  std::unique_ptr<wl::GroupWorkload> groups;
-  if (opt.groups > 0) {
-    wl::GroupWorkloadConfig gc;
-    gc.groups = make_groups(sim, opt.groups, std::max<size_t>(kGroupSizeMax, opt.users));
-    gc.send_interval_mean = send_mean;
-    gc.ticket_for = ticket_for;
-    groups = std::make_unique<wl::GroupWorkload>(sim, deployment, gc, recorder);
-  }
-  // One reader for every user's inbox, each call with that user's ticket.
-  std::vector<wl::DemoReaderUser> readers;
-  for (uint64_t uid : one_to_one.uids()) readers.push_back({uid, ticket_for(uid), false});
-  if (groups) {
-    for (uint64_t uid : groups->uids()) readers.push_back({uid, ticket_for(uid), true});
-  }
-  const NodeId reader = wl::add_demo_reader(sim, deployment, std::move(readers), log, recorder);
-  deployment.start_all();
-
-  struct Mark {
-    TimePoint at;
-    std::string what;
-  };
-  std::vector<Mark> timeline;
-  const TimePoint t0 = sim.now();
-  const TimePoint down_at = t0 + *outage_start, up_at = down_at + *outage_for, end_at = t0 + *duration;
-  sim.at(down_at, [&] {
-    sim.faults().kill_zone(opt.zone);
-    timeline.push_back({sim.now(), fmt::format("zone {} loses power ({} server nodes, silently)", opt.zone, zone_nodes)});
-  });
-  sim.at(up_at, [&] {
-    (void)sim.faults().restore_zone(opt.zone);
-    timeline.push_back({sim.now(), fmt::format("zone {} restored (its nodes restart from their disks)", opt.zone)});
-  });
-
-  auto fail_run = [&](const std::string& why) {
+  wl::OutageRun run(rc);
+  sim::Simulation& sim = run.sim();
+  if (std::string why; !run.run(&why)) {
     fmt::print(stderr, "wxsim demo: the run did not finish at {}: {}\nreproduce: {}\n", to_string(sim.now()), why,
                reproduce);
     return 1;
-  };
-  if (groups) {
-    if (sim.run_until([&] { return groups->all_created(); }, end_at) && groups->all_created()) {
-      groups->start_traffic();
-      timeline.push_back({sim.now(), fmt::format("all {} groups created: group sends start", opt.groups)});
-    } else {
-      timeline.push_back({sim.now(), "groups not all created by the end of the traffic: no group sends"});
-    }
   }
-  sim.run_until(end_at);
-  if (sim.failure()) return fail_run(*sim.failure());
-  timeline.push_back({sim.now(), "traffic stops; quiescence, then final states"});
-
-  // --- end phase: stop, drain, read every inbox, final syncs ----------------------------
-  std::string why;
-  if (!wl::finish_demo(sim, one_to_one, groups.get(), recorder, reader, kSettle, sim.now() + kEndLimit, &why)) {
-    return fail_run(why);
-  }
-  if (sim.failure()) return fail_run(*sim.failure());
-  timeline.push_back({sim.now(), "final states recorded"});
   const auto wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-
-  cm::CheckOptions co;
-  co.context = fmt::format("seed {}", opt.seed);
-  // Group-only users do not sync: judged on the servers' final inboxes.
-  co.require_client_final_for_recipients = !groups;
-  const cm::MessagingVerdict verdict = cm::check_messaging(log.history(), co);
-  const Analysis an = analyse(log.history(), (down_at - TimePoint::zero()).ns(), (up_at - TimePoint::zero()).ns(),
-                              recorder.completed_at());
-  const client::MessagingClient::Stats totals = one_to_one.totals();
+  const cm::MessagingVerdict& verdict = run.verdict();
+  const Analysis an = analyse(run.history(), (run.outage_started() - TimePoint::zero()).ns(),
+                              (run.outage_ended() - TimePoint::zero()).ns(), run.group_completed_at());
+  const client::MessagingClient::Stats totals = run.client_totals();
+  const wl::ChurnStats churned = run.churn_totals();
+  const bool with_groups = opt.groups > 0;
 
   // --- report ----------------------------------------------------------------------------
   fmt::print("wxsim demo: messaging through a zone outage (1 datacenter, 3 zones, every service in every zone)\n");
-  fmt::print("seed {}, {} users chatting 1:1 over access long connections, {} group chats of {}-{} members "
-             "({} group-only users)\n",
-             opt.seed, opt.users, opt.groups, kGroupSizeMin, kGroupSizeMax, groups ? groups->uids().size() : 0);
+  fmt::print("seed {}, {} users chatting 1:1 over access long connections ({:.1f} contacts each on average, "
+             "symmetric), {} group chats of {}-{} members ({} of the users are members)\n",
+             opt.seed, opt.users, run.mean_contacts(), opt.groups, rc.group_size.min, rc.group_size.max,
+             run.group_members());
+  if (churn.enabled()) {
+    fmt::print("churn: online ~{}, offline ~{} (exponential means): {} offline periods, {} returns, {} offline in "
+               "all, {} sends after a return\n",
+               text.churn_online, text.churn_offline, churned.offline_periods, churned.returns,
+               to_string(churned.offline_time), churned.sends_after_return);
+  }
   fmt::print("traffic {} simulated, {} sends per user per minute; zone {} dark from {} to {}\n", to_string(*duration),
              opt.rate, opt.zone, to_string(*outage_start), to_string(*outage_start + *outage_for));
   fmt::print("deployment: {} server nodes (kv x3, seqsvr, account, contacts, inbox, msg, access, group, fanout per "
              "zone)\n\n",
-             deployment_desc->nodes().size());
+             run.deployment().nodes().size());
 
   fmt::print("timeline:\n");
-  std::stable_sort(timeline.begin(), timeline.end(), [](const Mark& x, const Mark& y) { return x.at < y.at; });
-  for (const Mark& m : timeline) fmt::print("  {:>11}  {}\n", to_string(m.at), m.what);
+  for (const wl::OutageRun::Mark& m : run.timeline()) fmt::print("  {:>11}  {}\n", to_string(m.at), m.what);
 
   const char* names[3] = {"before", "during", "after"};
   const std::string windows[3] = {
@@ -453,10 +353,10 @@ int run_demo(const DemoOptions& text) {
     fmt::print("  held: {}\n", held_label);
   };
   table("1:1 sends", an.one, "from the server's ack to the recipient's client holding it (push -> notify-driven sync)");
-  if (groups) table("group sends", an.group, "from the server's ack to the last member's inbox holding it (fan-out)");
+  if (with_groups) table("group sends", an.group, "from the server's ack to the last member's inbox holding it (fan-out)");
 
   fmt::print("\nmessages: {} sent, {} acknowledged, {} (message, recipient) deliveries required, {} copies in the "
-             "recipients' server inboxes, {} 1:1 copies held by recipients' clients at the end\n",
+             "recipients' server inboxes, {} held by the recipients' clients at the end\n",
              verdict.stats.messages, verdict.stats.messages_acknowledged, verdict.stats.deliveries_required,
              an.copies_in_server_inboxes, an.held_by_clients);
   fmt::print("1:1 clients: {} sends ({} ok, {} failed, {} unknown) in {} attempts; {} notifies ({} stale) -> {} "
@@ -489,14 +389,14 @@ int run_demo(const DemoOptions& text) {
   }
   if (!opt.history_out.empty()) {
     try {
-      cm::write_history_jsonl(history_file, log.history());
+      cm::write_history_jsonl(history_file, run.history());
       history_file.flush();
       if (!history_file) throw std::runtime_error("write failed");
     } catch (const std::exception& e) {
       fmt::print(stderr, "wxsim demo: --history-out '{}': {}\n", opt.history_out, e.what());
       return 1;
     }
-    fmt::print("history:    {} events written to {} (JSON lines)\n", log.history().size(), opt.history_out);
+    fmt::print("history:    {} events written to {} (JSON lines)\n", run.history().size(), opt.history_out);
   }
   return verdict.ok() ? 0 : 1;
 }
@@ -518,6 +418,15 @@ void add_demo_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--zone", opt->zone, "The zone that loses power: a, b or c")->capture_default_str();
   cmd->add_option("--rate", opt->rate, "Sends per user per minute (Poisson; group senders too)")->capture_default_str();
+  cmd->add_option("--churn-online", opt->churn_online, "Mean online period of a user (exponential; 0s: no churn)")
+      ->capture_default_str();
+  cmd->add_option("--churn-offline", opt->churn_offline, "Mean offline period of a user (exponential)")
+      ->capture_default_str();
+  cmd->add_option("--sync-every", opt->sync_every, "Each client's periodic sync (besides notify-driven ones)")
+      ->capture_default_str();
+  cmd->add_option("--heartbeat-every", opt->heartbeat_every,
+                  "Each long connection's heartbeat (3 missed: the client moves to another access node)")
+      ->capture_default_str();
   cmd->add_option("--trace-out", opt->trace_out, "Write the event trace (text) to this file");
   cmd->add_option("--history-out", opt->history_out,
                   "Write the recorded messaging history (JSON lines, docs/messaging-history.md) to this file");

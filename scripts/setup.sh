@@ -17,6 +17,7 @@ PACKAGES=(
   libboost-dev libsqlite3-dev libprotobuf-dev protobuf-compiler
   libfmt-dev libcli11-dev libgtest-dev libbenchmark-dev
   libssl-dev nlohmann-json3-dev
+  libgoogle-perftools-dev  # tcmalloc_minimal: the executables' allocator
   locales  # localedef data: the locale test generates a comma-decimal locale
 )
 

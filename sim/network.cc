@@ -24,11 +24,13 @@ Network::Network(Simulation& sim, Topology& topology, Faults& faults, TcpConfig 
 
 Network::Connection& Network::connection_for(NodeId a, NodeId b) {
   const PairKey k = a.value < b.value ? PairKey{a.value, b.value} : PairKey{b.value, a.value};
-  auto it = connections_.find(k);
-  if (it != connections_.end()) return it->second;
+  const uint64_t packed = (static_cast<uint64_t>(k.first) << 32) | k.second;  // exact: ids are 32-bit
+  auto [slot, inserted] = connection_index_.try_emplace(packed, nullptr);
+  if (!inserted) return *slot->second;
   Connection& c = connections_[k];
   c.lo = NodeId{k.first};
   c.hi = NodeId{k.second};
+  slot->second = &c;
   return c;
 }
 

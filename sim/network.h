@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <unordered_map>
 #include <string>
 #include <utility>
 
@@ -168,7 +169,10 @@ class Network {
   TcpConfig tcp_;
   Rng latency_rng_;
   Rng loss_rng_;
-  std::map<PairKey, Connection> connections_;
+  std::map<PairKey, Connection> connections_;  // ordered: faults walk it
+  // connection_for's index into connections_ (map nodes never move); only
+  // looked up, never iterated, so its order cannot reach any output.
+  std::unordered_map<uint64_t, Connection*> connection_index_;
   Stats stats_;
 };
 

@@ -136,6 +136,7 @@ Task<SyncStatus> MessagingClient::sync_page(bool* more) {
     c.sender = m.sender();
     c.client_msg_id = m.client_msg_id();
     c.to_uid = m.to_uid();
+    c.group_id = m.group_id();
     c.body_hash = msg::body_hash(m.body());
     result.messages.push_back(c);
     received_.push_back(std::move(c));

@@ -15,20 +15,41 @@ namespace {
 }
 }  // namespace
 
+Statement::Statement(sqlite3* db, sqlite3_stmt* stmt, std::shared_ptr<StatementCache> cache,
+                     std::vector<sqlite3_stmt*>* home)
+    : db_(db), stmt_(stmt), cache_(std::move(cache)), home_(home) {}
+
 Statement::Statement(Statement&& o) noexcept
-    : db_(std::exchange(o.db_, nullptr)), stmt_(std::exchange(o.stmt_, nullptr)) {}
+    : db_(std::exchange(o.db_, nullptr)),
+      stmt_(std::exchange(o.stmt_, nullptr)),
+      cache_(std::move(o.cache_)),
+      home_(std::exchange(o.home_, nullptr)) {}
 
 Statement& Statement::operator=(Statement&& o) noexcept {
   if (this != &o) {
-    if (stmt_) sqlite3_finalize(stmt_);
+    release();
     db_ = std::exchange(o.db_, nullptr);
     stmt_ = std::exchange(o.stmt_, nullptr);
+    cache_ = std::move(o.cache_);
+    home_ = std::exchange(o.home_, nullptr);
   }
   return *this;
 }
 
-Statement::~Statement() {
-  if (stmt_) sqlite3_finalize(stmt_);
+Statement::~Statement() { release(); }
+
+void Statement::release() {
+  if (!stmt_) return;
+  if (cache_ && cache_->db != nullptr && home_->size() < Database::kStatementCacheDepthMax) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    home_->push_back(stmt_);
+  } else {
+    sqlite3_finalize(stmt_);
+  }
+  stmt_ = nullptr;
+  cache_.reset();
+  home_ = nullptr;
 }
 
 Statement& Statement::bind(int index, int64_t value) {
@@ -94,7 +115,8 @@ bool Statement::column_is_null(int col) const {
 Database Database::open(const std::string& uri) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(uri.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, nullptr);
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = "sqlite open '" + uri + "': " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_close_v2(db);
@@ -104,17 +126,30 @@ Database Database::open(const std::string& uri) {
   return Database(db);
 }
 
-Database::Database(Database&& o) noexcept : db_(std::exchange(o.db_, nullptr)) {}
+Database::Database(sqlite3* db) : db_(db), cache_(std::make_shared<StatementCache>()) { cache_->db = db; }
+
+Database::Database(Database&& o) noexcept
+    : db_(std::exchange(o.db_, nullptr)), cache_(std::move(o.cache_)) {}
 Database& Database::operator=(Database&& o) noexcept {
   if (this != &o) {
     close();
     db_ = std::exchange(o.db_, nullptr);
+    cache_ = std::move(o.cache_);
   }
   return *this;
 }
 Database::~Database() { close(); }
 
 void Database::close() {
+  if (cache_) {
+    // Idle statements are finalised now; lent ones when they are destroyed.
+    for (auto& [sql, stmts] : cache_->free) {
+      for (sqlite3_stmt* stmt : stmts) sqlite3_finalize(stmt);
+      stmts.clear();
+    }
+    cache_->db = nullptr;
+    cache_.reset();
+  }
   if (db_) {
     // close_v2 defers the close until outstanding statements are finalised;
     // an open transaction is rolled back.
@@ -124,6 +159,12 @@ void Database::close() {
 }
 
 void Database::exec(std::string_view sql) {
+  std::string_view one = sql;
+  while (!one.empty() && (one.back() == ';' || one.back() == ' ' || one.back() == '\n')) one.remove_suffix(1);
+  if (!one.empty() && one.find(';') == std::string_view::npos) {
+    prepare(one).run();
+    return;
+  }
   std::string s(sql);
   char* err = nullptr;
   int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err);
@@ -136,9 +177,26 @@ void Database::exec(std::string_view sql) {
 }
 
 Statement Database::prepare(std::string_view sql) {
+  std::vector<sqlite3_stmt*>* home = nullptr;
+  if (cache_) {
+    auto it = cache_->free.find(sql);
+    if (it == cache_->free.end() && cache_->free.size() < kStatementCacheTextsMax) {
+      it = cache_->free.emplace(std::string(sql), std::vector<sqlite3_stmt*>{}).first;
+    }
+    if (it != cache_->free.end()) {
+      home = &it->second;
+      if (!home->empty()) {
+        sqlite3_stmt* stmt = home->back();
+        home->pop_back();
+        return Statement(db_, stmt, cache_, home);
+      }
+    }
+  }
   sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                              home ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, nullptr);
   if (rc != SQLITE_OK) fail(db_, rc, "sqlite prepare '" + std::string(sql) + "'");
+  if (home) return Statement(db_, stmt, cache_, home);
   return Statement(db_, stmt);
 }
 

@@ -6,17 +6,10 @@
 #include <utility>
 
 #include "nodes/logic/group/group_service.h"
-#include "nodes/storage/inbox/inbox_service.h"
 
 namespace wx::sim::workload {
 
 namespace cm = checkers::messaging;
-
-cm::MessageCopy to_group_copy(const msg::MessageRecord& m) {
-  cm::MessageCopy c = to_copy(m);
-  if (m.group_id != 0) c.to = cm::Conversation{cm::ConversationKind::group, m.group_id};
-  return c;
-}
 
 // --- GroupRecorder ----------------------------------------------------------------
 
@@ -35,6 +28,7 @@ msg::GroupMembersObserver GroupRecorder::members_observer() {
         if (m != r.sender) p.expected.insert(m);
       }
     }
+    update_pending(r.message_id, p);
   };
 }
 
@@ -50,20 +44,29 @@ msg::GroupAckObserver GroupRecorder::ack_observer() {
     Progress& p = progress_[a.message_id];
     const bool was_done = !p.expected.empty() && p.stored.size() >= p.expected.size();
     for (const auto& [member, seq] : a.recipients) p.stored.insert(member);
+    update_pending(a.message_id, p);
     if (!was_done && !p.expected.empty() && p.stored.size() >= p.expected.size()) {
       completed_at_[a.message_id] = sim_.now();
     }
   };
 }
 
-bool GroupRecorder::drained() const {
-  for (const auto& [id, p] : progress_) {
-    for (uint64_t m : p.expected) {
-      if (!p.stored.count(m)) return false;
+void GroupRecorder::update_pending(const std::string& message_id, const Progress& p) {
+  bool missing = false;
+  for (uint64_t m : p.expected) {
+    if (!p.stored.count(m)) {
+      missing = true;
+      break;
     }
   }
-  return true;
+  if (missing) {
+    pending_.insert(message_id);
+  } else {
+    pending_.erase(message_id);
+  }
 }
+
+bool GroupRecorder::drained() const { return pending_.empty(); }
 
 void GroupRecorder::record_invoke(const std::string& process, uint64_t op_id, uint64_t user, uint64_t group,
                                   const std::string& cmid, uint64_t body_hash) {
@@ -86,16 +89,6 @@ void GroupRecorder::record_completion(const std::string& process, uint64_t op_id
   log_.history().push_back(cm::Event{sim_.now().ns(), process, std::move(c)});
 }
 
-void GroupRecorder::record_server_final(uint64_t user, const std::vector<msg::MessageRecord>& inbox,
-                                        uint64_t last_seq) {
-  std::vector<cm::MessageCopy> copies;
-  for (const msg::MessageRecord& m : inbox) copies.push_back(to_group_copy(m));
-  log_.history().push_back(cm::Event{sim_.now().ns(), "reader",
-                                     cm::ServerFinal{user, std::move(copies),
-                                                     cm::SyncKey{{std::string(cm::kMessagesType), last_seq}}, std::nullopt,
-                                                     std::nullopt}});
-}
-
 // --- GroupUser --------------------------------------------------------------------
 
 GroupUser::GroupUser(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality, uint64_t uid,
@@ -106,7 +99,7 @@ GroupUser::GroupUser(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::L
       router_(rt, endpoint_, directory, std::move(locality)),
       uid_(uid),
       ticket_(std::move(ticket)),
-      process_("c" + std::to_string(uid)),
+      process_(config->process_prefix + std::to_string(uid)),
       to_create_(std::move(to_create)),
       send_groups_(std::move(send_groups)),
       config_(config),
@@ -193,57 +186,6 @@ Task<void> GroupUser::send_loop() {
   }
 }
 
-// --- GroupReader ------------------------------------------------------------------
-
-GroupReader::GroupReader(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
-                         std::vector<uint64_t> uids, GroupRecorder* recorder,
-                         std::function<std::string(uint64_t uid)> ticket_for)
-    : rt_(rt),
-      endpoint_(rt),
-      router_(rt, endpoint_, directory, std::move(locality)),
-      uids_(std::move(uids)),
-      recorder_(recorder),
-      ticket_for_(std::move(ticket_for)) {}
-
-Task<void> GroupReader::read_loop() {
-  for (uint64_t uid : uids_) {
-    std::vector<msg::MessageRecord> inbox;
-    uint64_t after = 0;
-    int pages = 0, failures = 0;
-    while (pages < kGroupReaderPagesMax) {
-      inbox::RangeRequest req;
-      req.set_uid(uid);
-      req.set_after_seq(after);
-      req.set_limit(inbox::kRangeMessagesMax);
-      rpc::CallOptions o;
-      o.timeout = seconds(3);
-      if (ticket_for_) o.ticket = ticket_for_(uid);
-      rpc::Result<inbox::RangeReply> r = co_await router_.call<inbox::RangeReply>("inbox", inbox::kRangeMethod, req, o);
-      if (!r.ok() || r->code() != inbox::INBOX_OK) {
-        if (++failures > 100) {
-          failed_ = done_ = true;
-          co_return;
-        }
-        co_await rt_.sleep(milliseconds(200));
-        continue;
-      }
-      ++pages;
-      for (const inbox::InboxMessage& m : r->messages()) {
-        std::optional<msg::MessageRecord> c = msg::decode_stored(uid, m.seq(), m.message());
-        if (!c) {
-          failed_ = true;
-          continue;
-        }
-        inbox.push_back(std::move(*c));
-        after = std::max(after, m.seq());
-      }
-      if (r->messages_size() < static_cast<int>(inbox::kRangeMessagesMax)) break;
-    }
-    recorder_->record_server_final(uid, inbox, after);
-  }
-  done_ = true;
-}
-
 // --- GroupWorkload ----------------------------------------------------------------
 
 GroupWorkload::GroupWorkload(Simulation& sim, SimDeployment& deployment, GroupWorkloadConfig config,
@@ -265,23 +207,27 @@ GroupWorkload::GroupWorkload(Simulation& sim, SimDeployment& deployment, GroupWo
   const GroupWorkloadConfig* cfg = &config_;
   GroupRecorder* rec = &recorder_;
   for (uint64_t uid : uids_) {
+    if (!creates.count(uid) && !sends.count(uid)) continue;  // receives only: no node
     const std::string ticket = config_.ticket_for ? config_.ticket_for(uid) : std::string();
     std::vector<GroupSpec> c = creates[uid];
     std::vector<uint64_t> s = sends[uid];
-    users_[uid] = sim.add_node({"c" + std::to_string(uid), Placement{config_.client_datacenter, config_.client_zone, ""},
+    users_[uid] = sim.add_node({config_.process_prefix + std::to_string(uid),
+                                Placement{config_.client_datacenter, config_.client_zone, ""},
                                 [&directory, locality, uid, ticket, c, s, cfg, rec](Runtime& rt) {
                                   return std::make_unique<GroupUser>(rt, directory, locality, uid, ticket, c, s, cfg,
                                                                      rec);
                                 }});
   }
-  std::vector<uint64_t> uids = uids_;
-  reader_ = sim.add_node({"group-reader", Placement{config_.client_datacenter, config_.client_zone, ""},
-                          [&directory, locality, uids, rec, tf = config_.ticket_for](Runtime& rt) {
-                            return std::make_unique<GroupReader>(rt, directory, locality, uids, rec, tf);
-                          }});
+  if (config_.read_inboxes) {
+    reader_ = add_inbox_reader(sim, deployment, "group-reader", uids_, config_.ticket_for, recorder_.log(),
+                               config_.client_datacenter, config_.client_zone);
+  }
 }
 
-GroupUser* GroupWorkload::user(uint64_t uid) { return sim_.node_as<GroupUser>(users_.at(uid)); }
+GroupUser* GroupWorkload::user(uint64_t uid) {
+  auto it = users_.find(uid);
+  return it == users_.end() ? nullptr : sim_.node_as<GroupUser>(it->second);
+}
 
 bool GroupWorkload::all_created() {
   for (const auto& [uid, id] : users_) {
@@ -311,28 +257,17 @@ bool GroupWorkload::all_idle() {
   return true;
 }
 
+EndPhase GroupWorkload::end_phase() {
+  EndPhase p;
+  p.stop.push_back([this] { stop_traffic(); });
+  p.idle.push_back([this] { return all_idle(); });
+  p.drained.push_back([this] { return recorder_.drained(); });
+  if (reader_) p.readers.push_back(*reader_);
+  return p;
+}
+
 bool GroupWorkload::finish(Duration settle, TimePoint limit, std::string* why) {
-  stop_traffic();
-  if (!sim_.run_until([this] { return all_idle(); }, limit) || !all_idle()) {
-    *why = "users still busy at the limit";
-    return false;
-  }
-  if (!sim_.run_until([this] { return recorder_.drained(); }, limit) || !recorder_.drained()) {
-    *why = "the fan-out did not drain";
-    return false;
-  }
-  sim_.run_for(settle);
-  GroupReader* reader = sim_.node_as<GroupReader>(reader_);
-  if (reader == nullptr) {
-    *why = "the reader is down";
-    return false;
-  }
-  reader->read_all();
-  if (!sim_.run_until([reader] { return reader->done(); }, limit) || !reader->done() || reader->failed()) {
-    *why = "the reader did not read every inbox";
-    return false;
-  }
-  return true;
+  return run_end_phase(sim_, end_phase(), settle, limit, why);
 }
 
 }  // namespace wx::sim::workload

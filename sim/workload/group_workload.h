@@ -9,14 +9,16 @@
 //     templates), and tracks fan-out progress (drained(): every acknowledged
 //     group message has acks covering all its recipients; the time of the
 //     last ack per message, for latency figures).
-//   * GroupUser — one node per user (process "c<uid>"): creates the groups it
+//   * GroupUser — one node per creating or sending member (process
+//     "<process_prefix><uid>", "c<uid>" by default): creates the groups it
 //     is the creator of (group.Create until OK), then, once started, sends
 //     to a random group of its own at Poisson times; every attempt is an
 //     invoke + completion; a send whose outcome is unknown is retried with
 //     the same client message id (≤ attempts_max).
-//   * GroupReader — after quiescence reads every user's inbox (inbox.Range
-//     pages) and records a server_final with group-aware copies.
-//   * GroupWorkload — adds users and the reader after the deployment's nodes.
+//   * GroupWorkload — adds the users and (read_inboxes) an InboxReader
+//     (end_phase.h) over every member after the deployment's nodes; its
+//     end phase waits for the fan-out to drain before reading. Groups come
+//     from the caller (GroupSpec, e.g. make_groups in population.h).
 // Bounded: users ≤ kGroupWorkloadUsersMax, pages, attempts. Deterministic:
 // every draw is a node's Runtime rng.
 #pragma once
@@ -26,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -35,15 +38,13 @@
 #include "nodes/rpc/router.h"
 #include "sim/deployment_builder.h"
 #include "sim/simulation.h"
+#include "sim/workload/end_phase.h"
 #include "sim/workload/messaging_workload.h"
+#include "sim/workload/population.h"
 
 namespace wx::sim::workload {
 
 inline constexpr size_t kGroupWorkloadUsersMax = 10'000;
-inline constexpr int kGroupReaderPagesMax = 10'000;
-
-// A stored message as the checker's copy, group messages included.
-checkers::messaging::MessageCopy to_group_copy(const msg::MessageRecord& m);
 
 class GroupRecorder {
  public:
@@ -58,8 +59,8 @@ class GroupRecorder {
                      const std::string& cmid, uint64_t body_hash);
   void record_completion(const std::string& process, uint64_t op_id, checkers::messaging::Outcome outcome,
                          const std::string& message_id, const std::string& error);
-  void record_server_final(uint64_t user, const std::vector<msg::MessageRecord>& inbox, uint64_t last_seq);
   checkers::messaging::History& history() { return log_.history(); }
+  HistoryLog& log() { return log_; }
 
  private:
   struct Progress {
@@ -68,13 +69,11 @@ class GroupRecorder {
   Simulation& sim_;
   HistoryLog& log_;
   std::map<std::string, Progress> progress_;  // by message id
+  // Message ids with an expected member not yet stored (drained() is called
+  // after every event of the end phase: it must not scan progress_).
+  std::set<std::string> pending_;
+  void update_pending(const std::string& message_id, const Progress& p);
   std::map<std::string, TimePoint> completed_at_;
-};
-
-struct GroupSpec {
-  uint64_t group_id = 0;
-  std::vector<uint64_t> members;  // members[0] creates it
-  std::vector<uint64_t> senders;  // members that send to it
 };
 
 struct GroupWorkloadConfig {
@@ -86,6 +85,13 @@ struct GroupWorkloadConfig {
   Duration retry_pause = milliseconds(200);
   int attempts_max = 10;
   std::function<std::string(uint64_t uid)> ticket_for;
+  // Process (and node) names are process_prefix + uid. Another prefix than
+  // the 1:1 users' "c" lets the same users chat 1:1 and in groups (the group
+  // sends then come from a second device of the user).
+  std::string process_prefix = "c";
+  // Add an InboxReader over every member (off when another workload's
+  // reader covers them).
+  bool read_inboxes = true;
 };
 
 class GroupUser final : public Node {
@@ -120,40 +126,23 @@ class GroupUser final : public Node {
   uint64_t next_cmid_ = 1, next_op_ = 1, sends_ok_ = 0;
 };
 
-class GroupReader final : public Node {
- public:
-  GroupReader(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
-              std::vector<uint64_t> uids, GroupRecorder* recorder,
-              std::function<std::string(uint64_t uid)> ticket_for = nullptr);
-  void start() override { endpoint_.start(); }
-  std::string_view kind() const override { return "group-reader"; }
-  void read_all() { rt_.spawn(read_loop(), "group-reader"); }
-  bool done() const { return done_; }
-  bool failed() const { return failed_; }
-
- private:
-  Task<void> read_loop();
-  Runtime& rt_;
-  rpc::RpcEndpoint endpoint_;
-  rpc::Router router_;
-  std::vector<uint64_t> uids_;
-  GroupRecorder* recorder_;
-  // The users' tickets: the inbox checks them (docs/tickets.md, "Every hop").
-  std::function<std::string(uint64_t uid)> ticket_for_;
-  bool done_ = false, failed_ = false;
-};
-
 class GroupWorkload {
  public:
   GroupWorkload(Simulation& sim, SimDeployment& deployment, GroupWorkloadConfig config, GroupRecorder& recorder);
+  // Every member of any group, sorted.
   const std::vector<uint64_t>& uids() const { return uids_; }
+  // The node of a creating or sending member; nullptr for the others (and
+  // while the node is down).
   GroupUser* user(uint64_t uid);
   bool all_created();
   void start_traffic();
   void stop_traffic();
   bool all_idle();
-  // Stop, wait idle, wait until the fan-out drained, `settle`, read every
-  // inbox. False (with `why`) if a phase missed `limit`.
+  // This workload's end-phase hooks: stop, idle, fan-out drained, the reader.
+  EndPhase end_phase();
+  // run_end_phase(end_phase()): stop, wait idle, wait until the fan-out
+  // drained, `settle`, read every inbox. False (with `why`) if a phase
+  // missed `limit`.
   bool finish(Duration settle, TimePoint limit, std::string* why);
 
  private:
@@ -162,7 +151,7 @@ class GroupWorkload {
   GroupRecorder& recorder_;
   std::vector<uint64_t> uids_;
   std::map<uint64_t, NodeId> users_;
-  NodeId reader_;
+  std::optional<NodeId> reader_;
 };
 
 }  // namespace wx::sim::workload

@@ -3,15 +3,11 @@
 #include "sim/workload/messaging_workload.h"
 
 #include <algorithm>
-#include <map>
-#include <set>
 #include <stdexcept>
 #include <utility>
 
 #include "nodes/logic/msg/msg_service.h"
 #include "nodes/storage/account/account_service.h"
-#include "nodes/storage/contacts/contacts_service.h"
-#include "nodes/storage/inbox/inbox_service.h"
 
 namespace wx::sim::workload {
 
@@ -24,7 +20,8 @@ cm::MessageCopy to_copy(const msg::MessageRecord& m) {
   c.message_id = m.message_id;
   c.sender = m.sender;
   c.client_msg_id = m.client_msg_id;
-  c.to = cm::Conversation{cm::ConversationKind::user, m.to_uid};
+  c.to = m.group_id != 0 ? cm::Conversation{cm::ConversationKind::group, m.group_id}
+                        : cm::Conversation{cm::ConversationKind::user, m.to_uid};
   c.body_hash = m.body_hash;
   return c;
 }
@@ -94,7 +91,8 @@ void HistoryLog::complete(const std::string& process, int64_t, uint64_t op_id, c
 
 void HistoryLog::final_state(const std::string& process, int64_t, uint64_t user,
                              const std::vector<msg::MessageRecord>& messages, const client::SyncKey& key) {
-  history_.push_back(cm::Event{sim_.now().ns(), process, cm::ClientFinal{user, to_copies(messages), key, std::nullopt, std::nullopt}});
+  history_.push_back(
+      cm::Event{sim_.now().ns(), process, cm::ClientFinal{user, to_copies(messages), key, std::nullopt, std::nullopt}});
 }
 
 void HistoryLog::invoke_login(const std::string& process, int64_t, uint64_t op_id, const client::LoginOp& op) {
@@ -165,17 +163,14 @@ rpc::RouterConfig router_config(const client::MessagingClientConfig& config) {
 }  // namespace
 
 SimUser::SimUser(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
-                 client::MessagingClientConfig config, client::AccessLinkConfig link,
-                 std::vector<uint64_t> contacts, Duration send_mean, Duration sync_interval,
+                 client::MessagingClientConfig config, client::AccessLinkConfig link, SimUserPlan plan,
                  client::HistoryRecorder* recorder)
     : rt_(rt),
       endpoint_(rt),
       router_(rt, endpoint_, directory, std::move(locality), router_config(config)),
       link_(make_link(rt, endpoint_, directory, config, std::move(link))),
       client_(rt, router_, std::move(config), recorder, link_.get()),
-      contacts_(std::move(contacts)),
-      send_mean_(send_mean),
-      sync_interval_(sync_interval) {}
+      plan_(std::move(plan)) {}
 
 void SimUser::start() {
   if (link_) {
@@ -189,12 +184,14 @@ void SimUser::start() {
     });
   }
   endpoint_.start();
-  if (table_) {
+  const bool churn = plan_.churn != nullptr && plan_.churn->enabled();
+  if (plan_.registered) {
     ready_ = false;
     rt_.spawn(setup_loop(), "user-setup");  // register, log in, then traffic
-    return;
+  } else {
+    start_traffic();
   }
-  start_traffic();
+  if (churn) rt_.spawn(churn_loop(), "user-churn");  // from the start (registration waits while offline)
 }
 
 void SimUser::start_traffic() {
@@ -202,83 +199,67 @@ void SimUser::start_traffic() {
     rt_.spawn(link_->run(), "user-link");
     rt_.spawn(client_.notified_sync_loop(), "user-notified-sync");
   }
-  if (!contacts_.empty()) rt_.spawn(send_loop(), "user-send");
+  if (!plan_.contacts.empty()) rt_.spawn(send_loop(), "user-send");
   rt_.spawn(sync_loop(), "user-sync");
-  if (table_ && contact_change_mean_ > Duration::zero()) rt_.spawn(contacts_loop(), "user-contacts");
-  if (table_ && profile_change_mean_ > Duration::zero()) rt_.spawn(profile_loop(), "user-profile");
-}
-
-Task<void> SimUser::profile_loop() {
-  while (!stopped_) {
-    co_await rt_.sleep(rt_.rng().exponential(profile_change_mean_));
-    if (stopped_) break;
-    if (offline_) continue;
-    account::Profile p;
-    p.set_nickname("user " + std::to_string(index_) + " v" + std::to_string(++profile_changes_));
-    p.set_region("r" + std::to_string(index_ % 7));
-    changing_ = true;
-    (void)co_await client_.set_profile(std::move(p));
-    changing_ = false;
-  }
-}
-
-void SimUser::set_registration(std::shared_ptr<RegisteredUsers> table, size_t index, Duration contact_change_mean,
-                               Duration register_after, Duration register_spread, Duration profile_change_mean) {
-  profile_change_mean_ = profile_change_mean;
-  table_ = std::move(table);
-  index_ = index;
-  contact_change_mean_ = contact_change_mean;
-  register_after_ = register_after;
-  register_spread_ = register_spread;
+  if (plan_.registered && plan_.contact_change_mean > Duration::zero()) rt_.spawn(contacts_loop(), "user-contacts");
+  if (plan_.registered && plan_.profile_change_mean > Duration::zero()) rt_.spawn(profile_loop(), "user-profile");
 }
 
 uint64_t SimUser::resolve(uint64_t contact) const {
-  if (!table_) return contact;
-  return contact < table_->uid.size() ? table_->uid[contact] : 0;
+  if (!plan_.registered) return contact;
+  return contact < plan_.registered->uid.size() ? plan_.registered->uid[contact] : 0;
 }
 
 Task<void> SimUser::setup_loop() {
   setting_up_ = true;
-  co_await rt_.sleep(register_after_ + nanoseconds(static_cast<int64_t>(rt_.rng().uniform(
-                                           static_cast<uint64_t>(std::max<int64_t>(register_spread_.ns(), 1))))));
-  const std::string account_id = "wxuser" + std::to_string(index_);
-  const std::string password = "secret-" + std::to_string(index_);
+  co_await rt_.sleep(plan_.register_after +
+                     nanoseconds(static_cast<int64_t>(
+                         rt_.rng().uniform(static_cast<uint64_t>(std::max<int64_t>(plan_.register_spread.ns(), 1))))));
+  const std::string account_id = "wxuser" + std::to_string(plan_.index);
+  const std::string password = "secret-" + std::to_string(plan_.index);
   account::Profile profile;
-  profile.set_nickname("user " + std::to_string(index_));
-  profile.set_region("r" + std::to_string(index_ % 7));
+  profile.set_nickname("user " + std::to_string(plan_.index));
+  profile.set_region("r" + std::to_string(plan_.index % 7));
   // Bounded: a registration that never settles leaves the user idle (it
-  // records no final state: it has no uid).
-  for (int round = 0; round < kFinalSyncRoundsMax && !stopped_; ++round) {
+  // records no final state: it has no uid). Offline (churn): no attempt
+  // until it is back.
+  for (int round = 0; round < kFinalSyncRoundsMax && !stopped_;) {
+    if (offline_) {
+      co_await rt_.sleep(milliseconds(500));
+      continue;
+    }
+    ++round;
     if (client_.uid() == 0) {
       client::AccountOutcome r = co_await client_.register_account(account_id, password, profile);
       if (r.status != client::AccountStatus::ok) {
         co_await rt_.sleep(milliseconds(500));
         continue;
       }
-      table_->uid[index_] = r.uid;
+      plan_.registered->uid[plan_.index] = r.uid;
     }
     client::AccountOutcome l = co_await client_.login(account_id, password);
     if (l.status != client::AccountStatus::ok) {
       co_await rt_.sleep(milliseconds(500));
       continue;
     }
-    table_->ticket[index_] = client_.ticket();
+    plan_.registered->ticket[plan_.index] = client_.ticket();
     ready_ = true;
     setting_up_ = false;
-    start_traffic();
+    start_traffic();  // after stop_traffic() the loops end at once; the link runs for the final sync
     co_return;
   }
   setting_up_ = false;
 }
 
 Task<void> SimUser::contacts_loop() {
+  const RegisteredUsers& table = *plan_.registered;
   while (!stopped_) {
-    co_await rt_.sleep(rt_.rng().exponential(contact_change_mean_));
+    co_await rt_.sleep(rt_.rng().exponential(plan_.contact_change_mean));
     if (stopped_) break;
-    if (offline_ || table_->uid.size() < 2) continue;
-    size_t other = rt_.rng().uniform(table_->uid.size() - 1);
-    if (other >= index_) ++other;  // anyone but oneself
-    const uint64_t uid = table_->uid[other];
+    if (offline_ || table.uid.size() < 2) continue;
+    size_t other = rt_.rng().uniform(table.uid.size() - 1);
+    if (other >= plan_.index) ++other;  // anyone but oneself
+    const uint64_t uid = table.uid[other];
     if (uid == 0) continue;  // not registered yet
     changing_ = true;
     (void)co_await client_.change_contact(uid, client_.contacts().count(uid) != 0);
@@ -286,12 +267,36 @@ Task<void> SimUser::contacts_loop() {
   }
 }
 
-Task<void> SimUser::send_loop() {
+Task<void> SimUser::profile_loop() {
   while (!stopped_) {
-    co_await rt_.sleep(rt_.rng().exponential(send_mean_));
+    co_await rt_.sleep(rt_.rng().exponential(plan_.profile_change_mean));
     if (stopped_) break;
     if (offline_) continue;
-    const uint64_t to = resolve(contacts_[rt_.rng().uniform(contacts_.size())]);
+    account::Profile p;
+    p.set_nickname("user " + std::to_string(plan_.index) + " v" + std::to_string(++profile_changes_));
+    p.set_region("r" + std::to_string(plan_.index % 7));
+    changing_ = true;
+    (void)co_await client_.set_profile(std::move(p));
+    changing_ = false;
+  }
+}
+
+Task<void> SimUser::send_loop() {
+  // A daily shape: draw at the peak rate, keep a draw with probability
+  // factor / peak (thinning), so the kept sends are exactly a Poisson
+  // process whose rate follows the shape.
+  const DailyShape* shape = plan_.shape != nullptr && !plan_.shape->flat() ? plan_.shape : nullptr;
+  const double peak = shape != nullptr ? shape->peak() : 1.0;
+  const Duration draw_mean =
+      shape != nullptr ? nanoseconds(static_cast<int64_t>(static_cast<double>(plan_.send_mean.ns()) / peak))
+                       : plan_.send_mean;
+  while (!stopped_) {
+    co_await rt_.sleep(rt_.rng().exponential(draw_mean));
+    if (stopped_) break;
+    if (shape != nullptr && !rt_.rng().bernoulli(shape->factor(rt_.now()) / peak)) continue;
+    if (offline_) continue;
+    if (returned_) ++churn_stats_.sends_after_return;
+    const uint64_t to = resolve(plan_.contacts[rt_.rng().uniform(plan_.contacts.size())]);
     if (to == 0) continue;  // the peer has not registered yet
     std::string body = "hello " + std::to_string(to) + " #" + std::to_string(++body_counter_) + " from " +
                        std::to_string(client_.uid());
@@ -303,16 +308,41 @@ Task<void> SimUser::send_loop() {
 
 Task<void> SimUser::sync_loop() {
   // Spread the users' syncs over the interval.
-  co_await rt_.sleep(nanoseconds(static_cast<int64_t>(rt_.rng().uniform(static_cast<uint64_t>(sync_interval_.ns())))));
+  co_await rt_.sleep(
+      nanoseconds(static_cast<int64_t>(rt_.rng().uniform(static_cast<uint64_t>(plan_.sync_interval.ns())))));
   while (!stopped_) {
     if (!offline_) (void)co_await client_.sync();
-    co_await rt_.sleep(sync_interval_);
+    co_await rt_.sleep(plan_.sync_interval);
+  }
+}
+
+Task<void> SimUser::churn_loop() {
+  while (!stopped_) {
+    co_await rt_.sleep(rt_.rng().exponential(plan_.churn->online_mean));
+    if (stopped_) break;
+    set_offline(true);
+    co_await rt_.sleep(rt_.rng().exponential(plan_.churn->offline_mean));
+    if (stopped_) break;  // stop_traffic() brought it back
+    set_offline(false);
+    ++churn_stats_.returns;
+    returned_ = true;
   }
 }
 
 void SimUser::set_offline(bool offline) {
+  if (offline && !offline_) {
+    ++churn_stats_.offline_periods;
+    offline_since_ = rt_.now();
+  } else if (!offline && offline_) {
+    churn_stats_.offline_time += rt_.now() - offline_since_;
+  }
   offline_ = offline;
   if (link_) link_->set_offline(offline);
+}
+
+void SimUser::stop_traffic() {
+  stopped_ = true;
+  if (offline_) set_offline(false);  // back online for the final sync
 }
 
 void SimUser::final_sync() {
@@ -336,125 +366,6 @@ Task<void> SimUser::final_loop() {
   final_done_ = true;
 }
 
-// --- ServerReader ------------------------------------------------------------------
-
-ServerReader::ServerReader(Runtime& rt, const rpc::ServiceDirectory& directory, rpc::Locality locality,
-                           std::vector<uint64_t> uids, HistoryLog* recorder,
-                           std::function<std::string(uint64_t uid)> ticket_for)
-    : rt_(rt),
-      endpoint_(rt),
-      router_(rt, endpoint_, directory, std::move(locality)),
-      uids_(std::move(uids)),
-      recorder_(recorder),
-      ticket_for_(std::move(ticket_for)) {}
-
-void ServerReader::start() { endpoint_.start(); }
-
-void ServerReader::set_all_types(bool all_types, std::shared_ptr<RegisteredUsers> table) {
-  all_types_ = all_types;
-  table_ = std::move(table);
-}
-
-void ServerReader::read_all() { rt_.spawn(read_loop(), "reader"); }
-
-Task<void> ServerReader::read_loop() {
-  std::map<uint64_t, std::string> table_tickets;  // register_users: the users' own tickets
-  if (table_) {
-    uids_.clear();
-    for (size_t i = 0; i < table_->uid.size(); ++i) {
-      if (table_->uid[i] == 0 || table_->ticket[i].empty()) continue;
-      uids_.push_back(table_->uid[i]);
-      table_tickets[table_->uid[i]] = table_->ticket[i];
-    }
-  }
-  auto ticket = [&](uint64_t uid) -> std::string {
-    if (table_) return table_tickets[uid];
-    return ticket_for_ ? ticket_for_(uid) : std::string();
-  };
-  for (uint64_t uid : uids_) {
-    std::vector<msg::MessageRecord> inbox;
-    uint64_t after = 0;
-    int pages = 0;
-    int failures = 0;
-    while (pages < kReaderPagesMax) {
-      inbox::RangeRequest req;
-      req.set_uid(uid);
-      req.set_after_seq(after);
-      req.set_limit(inbox::kRangeMessagesMax);
-      rpc::CallOptions o;
-      o.timeout = seconds(3);
-      o.ticket = ticket(uid);
-      rpc::Result<inbox::RangeReply> r =
-          co_await router_.call<inbox::RangeReply>("inbox", inbox::kRangeMethod, req, o);
-      if (!r.ok() || r->code() != inbox::INBOX_OK) {
-        if (++failures > 100) {
-          failed_ = true;
-          done_ = true;
-          co_return;
-        }
-        co_await rt_.sleep(milliseconds(200));
-        continue;
-      }
-      ++pages;
-      for (const inbox::InboxMessage& m : r->messages()) {
-        std::optional<msg::MessageRecord> c = msg::decode_stored(uid, m.seq(), m.message());
-        if (!c) {
-          rt_.error("reader: inbox {} seq {} does not parse", uid, m.seq());
-          failed_ = true;
-          continue;
-        }
-        inbox.push_back(std::move(*c));
-        after = std::max(after, m.seq());
-      }
-      if (r->messages_size() < static_cast<int>(inbox::kRangeMessagesMax)) break;
-    }
-    // What a fully synced client's key says: the last seq delivered.
-    client::SyncKey versions{{std::string(cm::kMessagesType), after}};
-    if (!all_types_) {
-      recorder_->server_final("reader", uid, inbox, versions);
-      continue;
-    }
-    // The contacts (a snapshot with its version) and the profile.
-    std::optional<contacts::ListContactsReply> list;
-    std::optional<account::ProfileReply> prof;
-    for (int attempt = 0; attempt < 100 && (!list || !prof); ++attempt) {
-      if (attempt > 0) co_await rt_.sleep(milliseconds(200));
-      rpc::CallOptions o;
-      o.timeout = seconds(3);
-      o.ticket = ticket(uid);
-      if (!list) {
-        contacts::ListContactsRequest lr;
-        lr.set_uid(uid);
-        rpc::Result<contacts::ListContactsReply> r =
-            co_await router_.call<contacts::ListContactsReply>("contacts", contacts::kListContactsMethod, lr, o);
-        if (r.ok() && r->code() == contacts::CONTACTS_OK) list = std::move(r.value());
-      }
-      if (!prof) {
-        account::GetProfileRequest pr;
-        pr.set_uid(uid);
-        rpc::Result<account::ProfileReply> r =
-            co_await router_.call<account::ProfileReply>("account", account::kGetProfileMethod, pr, o);
-        if (r.ok() && (r->code() == account::PROFILE_OK || r->code() == account::PROFILE_NOT_FOUND)) {
-          prof = std::move(r.value());
-        }
-      }
-    }
-    if (!list || !prof) {
-      failed_ = true;
-      done_ = true;
-      co_return;
-    }
-    versions[std::string(client::kContactsType)] = list->version();
-    versions[std::string(client::kAccountType)] = prof->code() == account::PROFILE_OK ? prof->version() : 0;
-    client::ProfileFields fields;
-    if (prof->code() == account::PROFILE_OK) fields = client::profile_fields(prof->profile());
-    recorder_->server_final("reader", uid, inbox, versions,
-                            std::vector<uint64_t>(list->contact_uids().begin(), list->contact_uids().end()),
-                            std::move(fields));
-  }
-  done_ = true;
-}
-
 // --- MessagingWorkload ---------------------------------------------------------------
 
 MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment, MessagingWorkloadConfig config,
@@ -463,10 +374,10 @@ MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment,
   if (config_.users == 0 || config_.users > kWorkloadUsersMax) {
     throw std::invalid_argument("workload: users must be 1.." + std::to_string(kWorkloadUsersMax));
   }
-  const size_t contacts_n = std::min({config_.contacts_per_user, config_.users - 1, kContactsPerUserMax});
   for (size_t i = 0; i < config_.users; ++i) uids_.push_back(config_.uid_base + i);
 
   Rng rng = sim.derive_rng("msg-workload-contacts");
+  graph_ = make_contact_graph(rng, config_.users, config_.contacts);
   const rpc::ServiceDirectory& directory = deployment.deployment().directory();
   if (config_.path == UserPath::automatic) {
     config_.path = directory.instances(access::kServiceName).empty() ? UserPath::direct : UserPath::long_connection;
@@ -481,20 +392,15 @@ MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment,
   const rpc::Locality locality{config_.client_datacenter, config_.client_zone};
   HistoryLog* recorder = &log;
   if (config_.register_users) {
-    table_ = std::make_shared<RegisteredUsers>();
-    table_->uid.assign(config_.users, 0);
-    table_->ticket.assign(config_.users, std::string());
+    registered_ = std::make_shared<RegisteredUsers>();
+    registered_->uid.assign(config_.users, 0);
+    registered_->ticket.assign(config_.users, std::string());
   }
   for (size_t i = 0; i < config_.users; ++i) {
-    std::set<uint64_t> picked;  // uids, or user indexes when users register
-    while (picked.size() < contacts_n) {
-      const size_t j = rng.uniform(config_.users);
-      if (j != i) picked.insert(table_ ? j : uids_[j]);
-    }
     client::MessagingClientConfig cc = config_.client;
-    cc.uid = table_ ? 0 : uids_[i];
-    cc.process = table_ ? "cwxuser" + std::to_string(i) : "c" + std::to_string(uids_[i]);
-    cc.ticket = !table_ && config_.ticket_for ? config_.ticket_for(uids_[i]) : std::string();
+    cc.uid = registered_ ? 0 : uids_[i];
+    cc.process = registered_ ? "cwxuser" + std::to_string(i) : "c" + std::to_string(uids_[i]);
+    cc.ticket = !registered_ && config_.ticket_for ? config_.ticket_for(uids_[i]) : std::string();
     cc.path = path;
     cc.sync_all_types = config_.sync_all_types;
     client::AccessLinkConfig lc = config_.access;
@@ -502,31 +408,27 @@ MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment,
     lc.ticket = cc.ticket;
     lc.datacenter = config_.client_datacenter;
     lc.preferred_zone = zones.empty() ? std::string() : zones[i % zones.size()];
-    std::vector<uint64_t> contacts(picked.begin(), picked.end());
-    const Duration send_mean = config_.send_interval_mean;
-    const Duration sync_interval = config_.sync_interval;
-    std::shared_ptr<RegisteredUsers> table = table_;
-    const Duration change_mean = config_.contact_change_interval_mean;
-    const Duration reg_after = config_.register_after, reg_spread = config_.register_spread;
-    const Duration profile_mean = config_.profile_change_interval_mean;
-    users_.push_back(sim.add_node(
-        {cc.process, Placement{config_.client_datacenter, config_.client_zone, ""},
-         [&directory, locality, cc, lc, contacts, send_mean, sync_interval, recorder, table, i, change_mean,
-          reg_after, reg_spread, profile_mean](Runtime& rt) {
-           auto u = std::make_unique<SimUser>(rt, directory, locality, cc, lc, contacts, send_mean, sync_interval,
-                                              recorder);
-           if (table) u->set_registration(table, i, change_mean, reg_after, reg_spread, profile_mean);
-           return u;
-         }}));
+    SimUserPlan plan;
+    for (size_t j : graph_[i]) plan.contacts.push_back(registered_ ? j : uids_[j]);
+    plan.send_mean = config_.send_interval_mean;
+    plan.sync_interval = config_.sync_interval;
+    plan.shape = &config_.daily_shape;
+    plan.churn = &config_.churn;
+    if (registered_) {
+      plan.registered = registered_;
+      plan.index = i;
+      plan.register_after = config_.register_after;
+      plan.register_spread = config_.register_spread;
+      plan.contact_change_mean = config_.contact_change_interval_mean;
+      plan.profile_change_mean = config_.profile_change_interval_mean;
+    }
+    users_.push_back(sim.add_node({cc.process, Placement{config_.client_datacenter, config_.client_zone, ""},
+                                   [&directory, locality, cc, lc, plan, recorder](Runtime& rt) {
+                                     return std::make_unique<SimUser>(rt, directory, locality, cc, lc, plan, recorder);
+                                   }}));
   }
-  std::vector<uint64_t> uids = uids_;
-  reader_ = sim.add_node({"reader", Placement{config_.client_datacenter, config_.client_zone, ""},
-                          [&directory, locality, uids, recorder, tf = config_.ticket_for,
-                           all = config_.sync_all_types, table = table_](Runtime& rt) {
-                            auto r = std::make_unique<ServerReader>(rt, directory, locality, uids, recorder, tf);
-                            r->set_all_types(all, table);
-                            return r;
-                          }});
+  reader_ = add_inbox_reader(sim, deployment, "reader", uids_, config_.ticket_for, log, config_.client_datacenter,
+                             config_.client_zone, config_.sync_all_types, registered_);
 }
 
 void MessagingWorkload::stop_traffic() {
@@ -543,38 +445,28 @@ bool MessagingWorkload::all_idle() {
   return true;
 }
 
-bool MessagingWorkload::finish(Duration settle, TimePoint limit, std::string* why) {
-  stop_traffic();
-  if (!sim_.run_until([this] { return all_idle(); }, limit) || !all_idle()) {
-    *why = "users still busy at the limit";
-    return false;
-  }
-  sim_.run_for(settle);  // in-flight server work ends (request budgets)
-  ServerReader* reader = sim_.node_as<ServerReader>(reader_);
-  if (reader == nullptr) {
-    *why = "the reader is down";
-    return false;
-  }
-  reader->read_all();
-  if (!sim_.run_until([reader] { return reader->done(); }, limit) || !reader->done() || reader->failed()) {
-    *why = "the server reader did not read every inbox";
-    return false;
-  }
-  for (size_t i = 0; i < users_.size(); ++i) {
-    if (SimUser* u = user(i)) u->final_sync();
-  }
-  auto all_final = [this] {
+EndPhase MessagingWorkload::end_phase() {
+  EndPhase p;
+  p.stop.push_back([this] { stop_traffic(); });
+  p.idle.push_back([this] { return all_idle(); });
+  p.readers.push_back(reader_);
+  p.final_start.push_back([this] {
+    for (size_t i = 0; i < users_.size(); ++i) {
+      if (SimUser* u = user(i)) u->final_sync();
+    }
+  });
+  p.final_done.push_back([this] {
     for (size_t i = 0; i < users_.size(); ++i) {
       SimUser* u = user(i);
       if (u != nullptr && !u->final_done()) return false;
     }
     return true;
-  };
-  if (!sim_.run_until(all_final, limit) || !all_final()) {
-    *why = "final syncs did not finish";
-    return false;
-  }
-  return true;
+  });
+  return p;
+}
+
+bool MessagingWorkload::finish(Duration settle, TimePoint limit, std::string* why) {
+  return run_end_phase(sim_, end_phase(), settle, limit, why);
 }
 
 client::MessagingClient::Stats MessagingWorkload::totals() {
@@ -595,6 +487,20 @@ client::MessagingClient::Stats MessagingWorkload::totals() {
     t.notifies += s.notifies;
     t.notifies_stale += s.notifies_stale;
     t.notify_syncs += s.notify_syncs;
+  }
+  return t;
+}
+
+ChurnStats MessagingWorkload::churn_totals() {
+  ChurnStats t;
+  for (size_t i = 0; i < users_.size(); ++i) {
+    SimUser* u = user(i);
+    if (u == nullptr) continue;
+    const ChurnStats& s = u->churn_stats();
+    t.offline_periods += s.offline_periods;
+    t.returns += s.returns;
+    t.sends_after_return += s.sends_after_return;
+    t.offline_time += s.offline_time;
   }
   return t;
 }

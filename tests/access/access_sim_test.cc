@@ -38,6 +38,7 @@
 #include "sim/deployment_builder.h"
 #include "sim/simulation.h"
 #include "sim/workload/messaging_workload.h"
+#include "tests/support/messaging_world.h"
 #include "tests/support/script_caller.h"
 #include "tests/support/seeds.h"
 
@@ -54,40 +55,16 @@ constexpr Duration kTicketTtl = minutes(120);
 constexpr Duration kScenarioLimit = seconds(600);
 constexpr Duration kSettle = seconds(5);
 
-ticket::KeyRingConfig ring_config(ticket::KeyId id, uint8_t first) {
-  ticket::KeyRingConfig c;
-  std::string s;
-  for (size_t i = 0; i < ticket::kTicketKeyBytes; ++i) s.push_back(static_cast<char>(first + 3 * i));
-  c.keys.push_back({id, s});
-  c.current_key_id = id;
-  return c;
-}
+using testing::key_ring_config;
 
-struct World {
-  sim::Simulation sim;
-  std::unique_ptr<wl::HistoryLog> log;
-  std::unique_ptr<sim::SimDeployment> deployment;
-  ticket::KeyRing ring{ring_config(1, 0x21)};
-
-  World(uint64_t seed, const std::function<void(deploy::DeploymentSpec&)>& tweak = {}) : sim(config(seed)) {
-    log = std::make_unique<wl::HistoryLog>(sim);
-    deploy::DeploymentSpec spec = deploy::single_datacenter_spec();
-    spec.instances_per_zone[deploy::Role::msg] = 1;
-    spec.instances_per_zone[deploy::Role::access] = 1;
-    spec.templates.msg.keys = ring_config(1, 0x21);
-    spec.templates.msg.ack_observer = log->ack_observer();
-    spec.templates.access.keys = ring_config(1, 0x21);
-    if (tweak) tweak(spec);
-    deployment = std::make_unique<sim::SimDeployment>(sim, std::make_shared<const deploy::Deployment>(spec));
-  }
-  static sim::SimConfig config(uint64_t seed) {
-    sim::SimConfig c;
-    c.seed = seed;
-    c.log_level = testing::verbose() ? LogLevel::info : LogLevel::off;
-    return c;
-  }
-  std::string ticket_for(uint64_t uid, Duration ttl = kTicketTtl) { return *ring.issue(uid, sim.now(), ttl); }
-  const rpc::ServiceDirectory& directory() const { return deployment->deployment().directory(); }
+// The shared set-up (tests/support/messaging_world.h) with an access
+// instance per zone.
+struct World : testing::MessagingWorld {
+  explicit World(uint64_t seed, const std::function<void(deploy::DeploymentSpec&)>& tweak = {})
+      : MessagingWorld(seed, [&tweak](deploy::DeploymentSpec& spec) {
+          spec.instances_per_zone[deploy::Role::access] = 1;
+          if (tweak) tweak(spec);
+        }) {}
   std::vector<NodeId> access_nodes() const { return deployment->nodes_of(deploy::Role::access); }
   AccessServiceStats access_totals() {
     AccessServiceStats t;
@@ -106,11 +83,7 @@ struct World {
   }
 };
 
-cm::MessagingVerdict judge(const cm::History& h, uint64_t seed) {
-  cm::CheckOptions o;
-  o.context = "seed " + std::to_string(seed);
-  return cm::check_messaging(h, o);
-}
+cm::MessagingVerdict judge(const cm::History& h, uint64_t seed) { return testing::judge_messaging(h, seed); }
 
 // --- workload runs ------------------------------------------------------------------
 
@@ -140,7 +113,7 @@ RunResult run_world(uint64_t seed, const RunOptions& ro) {
   World w(seed, ro.tweak);
   wl::MessagingWorkloadConfig wc;
   wc.users = ro.users;
-  wc.contacts_per_user = 4;
+  wc.contacts = wl::ContactGraphConfig::fixed(4);
   wc.send_interval_mean = seconds(5);
   wc.sync_interval = ro.sync_interval;
   wc.path = ro.path;
@@ -215,7 +188,7 @@ TEST(AccessSim, NotifyReachesOnlineRecipientQuickly) {
   World w(3);
   wl::MessagingWorkloadConfig wc;
   wc.users = 2;
-  wc.contacts_per_user = 0;              // no random sends
+  wc.contacts = wl::ContactGraphConfig::fixed(0);  // no random sends
   wc.sync_interval = seconds(60);        // the periodic sync is far away
   wc.ticket_for = [&w](uint64_t uid) { return w.ticket_for(uid); };
   wl::MessagingWorkload load(w.sim, *w.deployment, wc, *w.log);
@@ -364,7 +337,7 @@ TEST(AccessSim, HundredUsersZoneOutageThroughAccess) {
 TEST(AccessSim, BadTicketsRefusedAtAccess) {
   World w(4);
   constexpr uint64_t kAlice = 31, kBob = 32;
-  ticket::KeyRing other_ring(ring_config(7, 0x55));  // a key the services do not hold
+  ticket::KeyRing other_ring(key_ring_config(7, 0x55));  // a key the services do not hold
   const std::string good = w.ticket_for(kAlice);
   std::string forged = good;
   forged[forged.size() - 1] ^= 0x01;
@@ -488,7 +461,7 @@ TEST(AccessSim, ReconnectsToAnotherZoneWhenItsZoneDies) {
   World w(6);
   wl::MessagingWorkloadConfig wc;
   wc.users = 3;  // preferred zones a, b, c
-  wc.contacts_per_user = 2;
+  wc.contacts = wl::ContactGraphConfig::fixed(2);
   wc.send_interval_mean = seconds(1);
   wc.ticket_for = [&w](uint64_t uid) { return w.ticket_for(uid); };
   wc.client.call_timeout = seconds(1);

@@ -82,6 +82,15 @@ with tempfile.TemporaryDirectory() as tmp:
     except (OSError, ValueError) as e:
         check(False, f"--history-out file unreadable: {e}")
 
+# Churn: users go offline and come back; everyone is back for the final
+# states, so the checker still passes; the flags are in the reproduce line.
+ch = run("demo", "--seed", "7", *small, "--churn-online", "10s", "--churn-offline", "5s")
+check(ch.returncode == 0, f"churn demo exit {ch.returncode}: {ch.stderr}\n{ch.stdout}")
+m = re.search(r"^churn: .*: (\d+) offline periods, (\d+) returns", ch.stdout, re.M)
+check(m is not None and int(m.group(1)) > 0 and int(m.group(2)) > 0, "churn demo: no churn line or no churn")
+check("--churn-online 10s --churn-offline 5s" in ch.stdout, "churn demo: flags missing from the reproduce line")
+check("churn:" not in a.stdout, "a demo without churn flags reports churn")
+
 for args, flag in [(["demo", "--duration", "10"], "--duration"),
                    (["demo", "--duration", "5s"], "--duration"),
                    (["demo", "--users", "1"], "--users"),
@@ -96,7 +105,9 @@ for args, flag in [(["demo", "--duration", "10"], "--duration"),
                    (["demo", "--zone", "d"], "--zone"),
                    (["demo", "--history-out", "/nonexistent-dir/h.jsonl"], "--history-out"),
                    (["demo", "--trace-out", "/nonexistent-dir/t.txt"], "--trace-out"),
-                   (["demo", "--log-level", "loud"], "--log-level")]:
+                   (["demo", "--log-level", "loud"], "--log-level"),
+                   (["demo", "--churn-online", "soon"], "--churn-online"),
+                   (["demo", "--churn-online", "1m"], "--churn-offline")]:
     r = run(*args)
     check(r.returncode == 2, f"{args}: exit {r.returncode}, expected 2")
     check(flag in r.stderr, f"{args}: error does not name {flag}: {r.stderr!r}")

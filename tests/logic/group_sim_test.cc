@@ -44,6 +44,7 @@
 #include "sim/simulation.h"
 #include "sim/workload/group_workload.h"
 #include "sim/workload/messaging_workload.h"
+#include "tests/support/messaging_world.h"
 #include "tests/support/script_caller.h"
 #include "tests/support/seeds.h"
 
@@ -58,21 +59,8 @@ constexpr const char* kBinary = "build/tests/logic/group_sim_test";
 constexpr Duration kTicketTtl = minutes(120);
 constexpr Duration kLimit = seconds(900);
 
-ticket::KeyRingConfig ring_config() {
-  ticket::KeyRingConfig c;
-  std::string s;
-  for (size_t i = 0; i < ticket::kTicketKeyBytes; ++i) s.push_back(static_cast<char>(0x31 + 5 * i));
-  c.keys.push_back({1, s});
-  c.current_key_id = 1;
-  return c;
-}
-
-sim::SimConfig sim_config(uint64_t seed) {
-  sim::SimConfig c;
-  c.seed = seed;
-  c.log_level = testing::verbose() ? LogLevel::info : LogLevel::off;
-  return c;
-}
+ticket::KeyRingConfig ring_config() { return testing::key_ring_config(1, 0x31); }
+using testing::sim_config;
 
 struct World {
   sim::Simulation sim;
@@ -108,12 +96,8 @@ struct World {
   std::vector<NodeId> nodes(deploy::Role r) const { return deployment->deployment().nodes_of(r); }
 };
 
-cm::MessagingVerdict judge(const cm::History& h, uint64_t seed) {
-  cm::CheckOptions o;
-  o.context = "seed " + std::to_string(seed);
-  o.require_client_final_for_recipients = false;  // judged on the servers' final inboxes
-  return cm::check_messaging(h, o);
-}
+// Judged on the servers' final inboxes (group users make no client syncs).
+cm::MessagingVerdict judge(const cm::History& h, uint64_t seed) { return testing::judge_messaging(h, seed, false); }
 
 // --- the queue --------------------------------------------------------------------
 
@@ -433,7 +417,9 @@ RunResult run_groups(uint64_t seed, bool crash_mid_batch) {
     out.why = "no chunk 1 was ever stored: the crash did not happen";
     return out;
   }
-  for (uint64_t uid : wl.uids()) out.sends_ok += wl.user(uid)->sends_ok();
+  for (uint64_t uid : wl.uids()) {
+    if (sim::workload::GroupUser* u = wl.user(uid)) out.sends_ok += u->sends_ok();
+  }
   for (NodeId id : w.nodes(deploy::Role::fanout)) {
     if (FanoutWorker* f = w.sim.node_as<FanoutWorker>(id)) out.reused += f->stats().records_reused;
   }

@@ -23,6 +23,8 @@
 //   LoginSim.ZoneOutageAllTypesConverge   registered users changing contacts
 //       and profiles through a zone outage: every client's contacts, profile and key
 //       equal the server's (the checker's convergence, every type).
+//   LoginSim.ZoneOutageAllTypesWithChurnConverge   the same with online /
+//       offline churn (registration and changes wait while offline).
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -103,9 +105,9 @@ struct World {
   void add_reader(bool all_types) {
     users = std::make_shared<sim::workload::RegisteredUsers>();
     reader = sim.add_node({"reader", sim::Placement{"dc1", "clients", ""}, [this, all_types](Runtime& rt) {
-                             auto r = std::make_unique<sim::workload::ServerReader>(
-                                 rt, directory(), rpc::Locality{"dc1", "clients"}, std::vector<uint64_t>{},
-                                 log.get());
+                             auto r = std::make_unique<sim::workload::InboxReader>(
+                                 rt, directory(), rpc::Locality{"dc1", "clients"}, "reader",
+                                 std::vector<uint64_t>{}, nullptr, log.get());
                              r->set_all_types(all_types, users);
                              return r;
                            }});
@@ -116,7 +118,7 @@ struct World {
   }
   // Records the server's final states of the known users.
   void read_finals() {
-    auto* r = sim.node_as<sim::workload::ServerReader>(reader);
+    auto* r = sim.node_as<sim::workload::InboxReader>(reader);
     ASSERT_NE(r, nullptr);
     r->read_all();
     ASSERT_TRUE(sim.run_until([r] { return r->done(); }, sim.now() + kScenarioLimit));
@@ -593,20 +595,25 @@ struct OutageResult {
   cm::MessagingVerdict verdict;
   size_t contact_changes_ok = 0, registered = 0, server_finals_with_contacts = 0, client_finals_with_contacts = 0;
   size_t nonempty_contacts = 0, changed_profiles = 0;
+  uint64_t offline_periods = 0, returns = 0;
   uint64_t trace_hash = 0;
 };
 
-OutageResult run_outage(uint64_t seed) {
+OutageResult run_outage(uint64_t seed, bool churn = false) {
   World w(seed);
   sim::workload::MessagingWorkloadConfig wc;
   wc.users = 30;
-  wc.contacts_per_user = 3;
+  wc.contacts = sim::workload::ContactGraphConfig::fixed(3);
   wc.send_interval_mean = seconds(5);
   wc.sync_interval = seconds(3);
   wc.register_users = true;
   wc.sync_all_types = true;
   wc.contact_change_interval_mean = seconds(6);
   wc.profile_change_interval_mean = seconds(20);
+  if (churn) {
+    wc.churn.online_mean = seconds(15);
+    wc.churn.offline_mean = seconds(5);
+  }
   sim::workload::MessagingWorkload load(w.sim, *w.deployment, wc, *w.log);
   w.deployment->start_all();
   w.sim.at(TimePoint::zero() + 20_s, [&w] { w.sim.faults().kill_zone("b"); });
@@ -619,6 +626,8 @@ OutageResult run_outage(uint64_t seed) {
     res.why = "simulation failed: " + *w.sim.failure();
   }
   for (uint64_t uid : load.uids()) res.registered += uid != 0;
+  res.offline_periods = load.churn_totals().offline_periods;
+  res.returns = load.churn_totals().returns;
   std::map<std::pair<std::string, uint64_t>, cm::OpKind> kinds;
   for (const cm::Event& e : w.log->history()) {
     if (const auto* inv = std::get_if<cm::Invoke>(&e.body)) {
@@ -651,6 +660,22 @@ TEST(LoginSim, ZoneOutageAllTypesConverge) {
     EXPECT_GT(r.contact_changes_ok, 100u) << rerun;
     EXPECT_GT(r.nonempty_contacts, 10u) << rerun;
     EXPECT_GT(r.changed_profiles, 10u) << rerun;
+    EXPECT_TRUE(r.verdict.ok()) << cm::format_verdict(r.verdict) << "\n" << rerun;
+  }
+}
+
+TEST(LoginSim, ZoneOutageAllTypesWithChurnConverge) {
+  const testing::SeedRange seeds = testing::seed_range(2);
+  for (uint64_t seed = seeds.first; seed < seeds.end(); ++seed) {
+    const OutageResult r = run_outage(seed, true);
+    const std::string rerun = testing::rerun_hint(seed, kBinary, "LoginSim.ZoneOutageAllTypesWithChurnConverge");
+    ASSERT_TRUE(r.finished) << "seed " << seed << ": " << r.why << "\n" << rerun;
+    EXPECT_EQ(r.registered, 30u) << rerun;
+    EXPECT_EQ(r.server_finals_with_contacts, 30u) << rerun;
+    EXPECT_EQ(r.client_finals_with_contacts, 30u) << rerun;
+    EXPECT_GT(r.offline_periods, 30u) << rerun;  // churn happened
+    EXPECT_GT(r.returns, 10u) << rerun;
+    EXPECT_GT(r.contact_changes_ok, 50u) << rerun;
     EXPECT_TRUE(r.verdict.ok()) << cm::format_verdict(r.verdict) << "\n" << rerun;
   }
 }

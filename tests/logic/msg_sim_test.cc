@@ -36,6 +36,7 @@
 #include "sim/deployment_builder.h"
 #include "sim/simulation.h"
 #include "sim/workload/messaging_workload.h"
+#include "tests/support/messaging_world.h"
 #include "tests/support/script_caller.h"
 #include "tests/support/seeds.h"
 
@@ -52,51 +53,18 @@ constexpr Duration kTicketTtl = minutes(120);
 constexpr Duration kScenarioLimit = seconds(600);
 constexpr Duration kSettle = seconds(5);
 
-std::string key_secret(uint8_t first) {
-  std::string s;
-  for (size_t i = 0; i < ticket::kTicketKeyBytes; ++i) s.push_back(static_cast<char>(first + 3 * i));
-  return s;
-}
+using testing::key_ring_config;
 
-ticket::KeyRingConfig ring_config(ticket::KeyId id, uint8_t first) {
-  ticket::KeyRingConfig c;
-  c.keys.push_back({id, key_secret(first)});
-  c.current_key_id = id;
-  return c;
-}
-
-struct World {
-  sim::Simulation sim;
-  std::unique_ptr<sim::workload::HistoryLog> log;
-  std::unique_ptr<sim::SimDeployment> deployment;
-  ticket::KeyRing ring{ring_config(1, 0x21)};
-
-  World(uint64_t seed, bool unsafe) : sim(config(seed)) {
-    log = std::make_unique<sim::workload::HistoryLog>(sim);
-    deploy::DeploymentSpec spec = deploy::single_datacenter_spec();
-    spec.instances_per_zone[deploy::Role::msg] = 1;
-    spec.templates.msg.keys = ring_config(1, 0x21);
-    spec.templates.msg.ack_observer = log->ack_observer();
-    spec.templates.msg.unsafe_ack_before_inbox_commit = unsafe;
-    deployment = std::make_unique<sim::SimDeployment>(sim, std::make_shared<const deploy::Deployment>(spec));
-  }
-  static sim::SimConfig config(uint64_t seed) {
-    sim::SimConfig c;
-    c.seed = seed;
-    c.log_level = testing::verbose() ? LogLevel::info : LogLevel::off;
-    return c;
-  }
-  std::string ticket_for(uint64_t uid, Duration ttl = kTicketTtl) {
-    return *ring.issue(uid, sim.now(), ttl);
-  }
-  const rpc::ServiceDirectory& directory() const { return deployment->deployment().directory(); }
+// The shared set-up (tests/support/messaging_world.h); `unsafe` turns on the
+// test-only fault.
+struct World : testing::MessagingWorld {
+  World(uint64_t seed, bool unsafe)
+      : MessagingWorld(seed, [unsafe](deploy::DeploymentSpec& spec) {
+          spec.templates.msg.unsafe_ack_before_inbox_commit = unsafe;
+        }) {}
 };
 
-cm::MessagingVerdict judge(const cm::History& h, uint64_t seed) {
-  cm::CheckOptions o;
-  o.context = "seed " + std::to_string(seed);
-  return cm::check_messaging(h, o);
-}
+cm::MessagingVerdict judge(const cm::History& h, uint64_t seed) { return testing::judge_messaging(h, seed); }
 
 // --- basics ------------------------------------------------------------------
 
@@ -171,7 +139,7 @@ TEST(MsgSim, SendThenSyncOnceAndRetryStoredOnce) {
 TEST(MsgSim, BadTicketsAreRefused) {
   World w(2, false);
   constexpr uint64_t kAlice = 21, kBob = 22;
-  ticket::KeyRing other_ring(ring_config(7, 0x55));  // a key the services do not hold
+  ticket::KeyRing other_ring(key_ring_config(7, 0x55));  // a key the services do not hold
   const std::string good = w.ticket_for(kAlice);
   std::string forged = good;
   forged[forged.size() - 1] ^= 0x01;  // a flipped signature bit
@@ -257,7 +225,7 @@ RunResult run_world(uint64_t seed, const RunOptions& ro) {
   sim::workload::MessagingWorkloadConfig wc;
   wc.users = ro.users;
   wc.uid_base = 1000;
-  wc.contacts_per_user = 4;
+  wc.contacts = sim::workload::ContactGraphConfig::fixed(4);
   wc.send_interval_mean = seconds(5);
   wc.sync_interval = seconds(3);
   wc.ticket_for = [&w](uint64_t uid) { return w.ticket_for(uid); };

@@ -38,6 +38,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "nodes/logic/ticket/hmac.h"
@@ -165,8 +166,25 @@ class KeyRing {
   };
 
   static bool secret_acceptable(std::string_view secret);
+  // Step 5 of verify: issued_at (skew) and expiry against `now`.
+  TicketCheck check_time(TicketCheck check, TimePoint now) const;
 
   std::map<KeyId, Key> keys_;
+  // Tickets whose signature and body checked (steps 1-4 of verify), by their
+  // exact bytes: a service sees the same ticket on every request of a user,
+  // and an HMAC per request was a visible share of a simulation's CPU. Only
+  // authentic tickets enter (a forger cannot fill it); the time checks still
+  // run on every verify; retire() drops the entries of the retired key.
+  // Cleared when it reaches kVerifiedCacheMax entries. Not thread-safe (each
+  // node owns its ring; verify is const only to its callers).
+  struct Authentic {
+    uint64_t user_id = 0;
+    KeyId key_id = 0;
+    int64_t issued_at_ns = 0;
+    int64_t expires_at_ns = 0;
+  };
+  static constexpr size_t kVerifiedCacheMax = 16384;
+  mutable std::unordered_map<std::string, Authentic> verified_;
   KeyId current_ = 0;
   // The highest id ever held; add_key takes only larger ids.
   KeyId key_id_high_ = 0;
