@@ -476,6 +476,7 @@ struct SeedResult {
   checkers::LinearizabilityReport report;
   KvHistory history;
   size_t ops = 0, unknown = 0, cas_failed = 0, leaderships = 0;
+  uint64_t lease_reads = 0;  // reads served under a leader's lease (live replicas)
   FaultCounts faults;
 };
 
@@ -499,6 +500,7 @@ SeedResult run_seed(uint64_t seed, bool unsafe) {
   if (!out.sim_ok) out.sim_failure = cl.sim.failure().value_or("");
   for (size_t i = 0; i < 3; ++i) {
     if (cl.replica(i)) out.leaderships += cl.replica(i)->replica().stats().leaderships_won;
+    if (cl.replica(i)) out.lease_reads += cl.replica(i)->lease_reads();
   }
   out.report = checkers::check_linearizability(rec.history);
   out.ops = rec.history.size();
@@ -621,10 +623,12 @@ TEST(KvStore, LinearizableUnderRandomFaults) {
   const testing::SeedRange seeds = testing::seed_range(200);
   auto t0 = std::chrono::steady_clock::now();
   size_t ops = 0, unknown = 0;
+  uint64_t lease_reads = 0;
   FaultCounts faults;
   for (uint64_t s = seeds.first; s < seeds.end(); ++s) {
     SeedResult r = run_seed(s, false);
     ops += r.ops;
+    lease_reads += r.lease_reads;
     unknown += r.unknown;
     for (int k = 0; k < 6; ++k) faults.by_kind[k] += r.faults.by_kind[k];
     const std::string hint =
@@ -635,6 +639,10 @@ TEST(KvStore, LinearizableUnderRandomFaults) {
     ASSERT_EQ(r.report.count(checkers::KeyVerdict::unknown_budget), 0u) << "seed " << s;
     ASSERT_TRUE(r.report.linearizable()) << "seed " << s;
   }
+  // The histories judged include reads a leader served under its lease.
+  EXPECT_GT(lease_reads, seeds.count) << "leaders served (almost) no lease reads";
+  std::printf("kv linearizability: %llu reads served under a leader's lease (replicas live at the end)\n",
+              static_cast<unsigned long long>(lease_reads));
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf(
       "kv linearizability: %d seeds, %zu ops (%zu unknown), %.1f s; faults: %zu crash, %zu isolate, %zu clog, "
@@ -645,9 +653,12 @@ TEST(KvStore, LinearizableUnderRandomFaults) {
 
 // Teeth: a leader that acknowledges before a majority holds the entry loses
 // acknowledged writes when it is cut off or crashes; the checker must see it.
-// kUnsafeRegressionSeed was the first seed of 1.. to show it (kept as a
+// kUnsafeRegressionSeed is the first seed of 1.. to show it (kept as a
 // regression test); the scan checks the schedule still finds it quickly.
-constexpr uint64_t kUnsafeRegressionSeed = 2;
+// (Seed 2 was the first until leaders served reads under their lease, which
+// changed every schedule's timing; seeds 5-9, 11, 13, 16, 19-23 and 28 of
+// 1..30 catch it since.)
+constexpr uint64_t kUnsafeRegressionSeed = 5;
 constexpr uint64_t kUnsafeSeedsMax = 10;
 
 TEST(KvStore, UnsafeAckBeforeMajorityIsCaughtOnTheRegressionSeed) {

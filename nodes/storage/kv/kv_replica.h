@@ -87,6 +87,10 @@ struct KvReplicaConfig {
   Duration step_call_timeout = milliseconds(200);
   // Longest a write or read handler waits for apply / read index.
   Duration wait_max = seconds(1);
+  // Reads (kv.Get, kv.Scan) on a leader holding its lease are served from
+  // its applied state without a read-index round (docs/storage.md, "Reads").
+  // false: every read runs a round.
+  bool lease_reads = true;
   rpc::ServerConfig server;
 
   // Elections in ~150–300 ms with 10 ms ticks.
@@ -111,6 +115,8 @@ class KvReplica final : public Node {
   const paxos::Replica& replica() const { return *replica_; }
   uint64_t applied_index() const { return applied_index_; }
   bool recovering() const { return replica_->recovering(); }
+  // Reads served under the leader's lease (no read-index round) since start.
+  uint64_t lease_reads() const { return lease_reads_; }
   // Every key of the state machine, in key order (for tests and tools).
   std::vector<Item> dump() const;
 
@@ -170,6 +176,8 @@ class KvReplica final : public Node {
   std::multimap<uint64_t, PendingWrite*> pending_writes_;  // by client id
   std::map<uint64_t, PendingRead*> pending_reads_;         // by read id
   uint64_t next_read_id_ = 1;
+  uint64_t lease_reads_ = 0;  // reads served under the lease, without a round
+  TimePoint last_tick_at_;    // when tick_loop last ticked (local clock)
   uint64_t dropped_messages_ = 0;
 };
 
