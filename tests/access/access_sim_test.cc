@@ -2,7 +2,10 @@
 // docs/messaging.md, "Access layer"): long connections with heartbeats,
 // payload-less notifies pushed after msg.Send stores a message, notify-driven
 // syncs, reconnects, the short connection, and tickets checked at access.
-// Every convergence run is judged by the messaging checker.
+// Every convergence run (run_world) also has 4 group chats among its users,
+// fanned out through the durable queue, and is judged by the messaging
+// checker over every recipient's client final state: each 1:1 and each group
+// message held exactly once, in order, by every recipient.
 //
 //   AccessSim.NotifyReachesOnlineRecipientQuickly   send → push → sync: the
 //       recipient holds the message well under the periodic sync interval.
@@ -26,6 +29,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <variant>
 #include <string>
 #include <vector>
 
@@ -37,7 +41,10 @@
 #include "nodes/logic/ticket/ticket.h"
 #include "sim/deployment_builder.h"
 #include "sim/simulation.h"
+#include "sim/workload/end_phase.h"
+#include "sim/workload/group_workload.h"
 #include "sim/workload/messaging_workload.h"
+#include "sim/workload/population.h"
 #include "tests/support/messaging_world.h"
 #include "tests/support/script_caller.h"
 #include "tests/support/seeds.h"
@@ -57,14 +64,44 @@ constexpr Duration kSettle = seconds(5);
 
 using testing::key_ring_config;
 
-// The shared set-up (tests/support/messaging_world.h) with an access
-// instance per zone.
+// The shared set-up (tests/support/messaging_world.h) with an access, a
+// group and a fan-out instance per zone; the group facts (members, acks) go
+// to `groups` through the msg and fan-out observers.
+struct GroupSlot {
+  std::unique_ptr<wl::GroupRecorder> recorder;
+};
+
 struct World : testing::MessagingWorld {
   explicit World(uint64_t seed, const std::function<void(deploy::DeploymentSpec&)>& tweak = {})
-      : MessagingWorld(seed, [&tweak](deploy::DeploymentSpec& spec) {
-          spec.instances_per_zone[deploy::Role::access] = 1;
-          if (tweak) tweak(spec);
-        }) {}
+      : World(seed, tweak, std::make_shared<GroupSlot>()) {}
+  std::shared_ptr<GroupSlot> group_slot;
+  wl::GroupRecorder& groups() { return *group_slot->recorder; }
+
+ private:
+  World(uint64_t seed, const std::function<void(deploy::DeploymentSpec&)>& tweak, std::shared_ptr<GroupSlot> slot)
+      : MessagingWorld(seed,
+                       [&tweak, slot](deploy::DeploymentSpec& spec) {
+                         spec.instances_per_zone[deploy::Role::access] = 1;
+                         spec.instances_per_zone[deploy::Role::group] = 1;
+                         spec.instances_per_zone[deploy::Role::fanout] = 1;
+                         spec.templates.group.keys = key_ring_config();
+                         auto members = [slot](NodeId n, const msg::GroupMembersRecord& r) {
+                           if (slot->recorder) slot->recorder->members_observer()(n, r);
+                         };
+                         auto acks = [slot](NodeId n, const msg::GroupAckRecord& a) {
+                           if (slot->recorder) slot->recorder->ack_observer()(n, a);
+                         };
+                         spec.templates.msg.group_members_observer = members;
+                         spec.templates.msg.group_ack_observer = acks;
+                         spec.templates.fanout.group_members_observer = members;
+                         spec.templates.fanout.group_ack_observer = acks;
+                         if (tweak) tweak(spec);
+                       }),
+        group_slot(std::move(slot)) {
+    group_slot->recorder = std::make_unique<wl::GroupRecorder>(sim, *log);
+  }
+
+ public:
   std::vector<NodeId> access_nodes() const { return deployment->nodes_of(deploy::Role::access); }
   AccessServiceStats access_totals() {
     AccessServiceStats t;
@@ -93,6 +130,10 @@ struct RunOptions {
   bool outage = false;  // zone b dark 20–50 s
   wl::UserPath path = wl::UserPath::automatic;
   Duration sync_interval = seconds(3);
+  // Group chats among the users (3-8 members, mostly contacts), the first 3
+  // members of each sending from a second device ("g<uid>"); every member's
+  // client must end holding every group message exactly once.
+  size_t groups = 4;
   std::function<void(deploy::DeploymentSpec&)> tweak;
   // Called after the deployment and users exist, before start.
   std::function<void(World&, wl::MessagingWorkload&)> setup;
@@ -103,6 +144,7 @@ struct RunResult {
   std::string why;
   cm::MessagingVerdict verdict;
   client::MessagingClient::Stats totals;
+  size_t group_acks = 0;  // group sends acknowledged
   AccessServiceStats access;
   uint64_t link_connects = 0, link_drops = 0;
   double sim_seconds = 0, wall_seconds = 0;
@@ -120,6 +162,20 @@ RunResult run_world(uint64_t seed, const RunOptions& ro) {
   wc.ticket_for = [&w](uint64_t uid) { return w.ticket_for(uid); };
   wc.client.call_timeout = seconds(1);
   wl::MessagingWorkload load(w.sim, *w.deployment, wc, *w.log);
+  std::unique_ptr<wl::GroupWorkload> groups;
+  if (ro.groups > 0) {
+    wl::GroupWorkloadConfig gc;
+    wl::GroupShapeConfig shape;
+    shape.groups = ro.groups;
+    shape.size = {3, 8, 0};
+    Rng rng = w.sim.derive_rng("access-test-groups");
+    gc.groups = wl::make_groups(rng, load.uids(), load.contact_graph(), shape);
+    gc.send_interval_mean = seconds(5);
+    gc.ticket_for = wc.ticket_for;
+    gc.process_prefix = "g";  // the 1:1 clients are "c<uid>"
+    gc.read_inboxes = false;  // the 1:1 workload's reader reads every user
+    groups = std::make_unique<wl::GroupWorkload>(w.sim, *w.deployment, gc, w.groups());
+  }
   if (ro.setup) ro.setup(w, load);
   w.deployment->start_all();
   if (ro.outage) {
@@ -127,9 +183,22 @@ RunResult run_world(uint64_t seed, const RunOptions& ro) {
     w.sim.at(TimePoint::zero() + 50_s, [&w] { (void)w.sim.faults().restore_zone("b"); });
   }
   RunResult res;
+  if (groups) {
+    if (!w.sim.run_until([&] { return groups->all_created(); }, TimePoint::zero() + 15_s)) {
+      res.why = "the groups were not all created within 15 s";
+      return res;
+    }
+    groups->start_traffic();
+  }
   w.sim.run_until(TimePoint::zero() + ro.traffic);
   res.access = w.access_totals();  // before the end phase
-  res.finished = load.finish(kSettle, w.sim.now() + kScenarioLimit, &res.why);
+  wl::EndPhase end = load.end_phase();
+  if (groups) end += groups->end_phase();
+  res.finished = wl::run_end_phase(w.sim, end, kSettle, w.sim.now() + kScenarioLimit, &res.why);
+  for (const cm::Event& e : w.log->history()) {
+    const auto* ack = std::get_if<cm::SendAck>(&e.body);
+    res.group_acks += ack != nullptr && ack->to.kind == cm::ConversationKind::group;
+  }
   if (w.sim.failure()) {
     res.finished = false;
     res.why = "simulation failed: " + *w.sim.failure();
@@ -154,6 +223,9 @@ void expect_converged(const RunResult& r, uint64_t seed, const char* test, size_
   EXPECT_EQ(r.verdict.stats.client_finals, users) << rerun;
   EXPECT_EQ(r.verdict.stats.server_finals, users) << rerun;
   EXPECT_GT(r.totals.sends_ok, 0u) << rerun;
+  // Group messages too: each member's client holds each exactly once (the
+  // checker's lost / duplicated checks over every recipient's final state).
+  EXPECT_GT(r.group_acks, 0u) << "no group message was acknowledged\n" << rerun;
   if (testing::verbose()) {
     std::printf("%s seed %llu: %llu sends (%llu failed, %llu unknown), %llu ok, %llu received, %llu notifies (%llu stale), %llu notify syncs, "
                 "%llu pushes, %llu link connects, %.1f sim s in %.2f wall s\n",
