@@ -131,6 +131,25 @@ Task<void> MsgService::pause() {
                                                     static_cast<uint64_t>(pause_ns) + 1))));
 }
 
+template <typename Reply, typename Request, typename Unknown>
+Task<std::optional<Reply>> MsgService::call_definite(std::string_view service, const rpc::MethodSpec& method,
+                                                     const Request& req, const std::string& ticket,
+                                                     TimePoint deadline, Unknown unknown) {
+  while (rt_.now() < deadline) {
+    rpc::CallOptions o;
+    o.timeout = config_.inbox_call_timeout;
+    o.deadline = deadline;
+    o.ticket = ticket;
+    rpc::Result<Reply> r = co_await router_.call<Reply>(std::string(service), method, req, o);
+    if (!r.ok() || unknown(r.value())) {
+      co_await pause();
+      continue;
+    }
+    co_return std::move(r.value());
+  }
+  co_return std::nullopt;
+}
+
 std::optional<uint64_t> MsgService::authenticate(const rpc::CallContext& ctx, std::string* why) {
   ticket::TicketCheck c = keys_.verify(ctx.ticket, rt_.now());
   if (!c.ok()) {
@@ -366,80 +385,73 @@ Task<rpc::Result<SyncReply>> MsgService::serve_sync(rpc::CallContext ctx, SyncRe
   r.set_uid(*user);
   r.set_after_seq(after);
   r.set_limit(limit);
-  while (rt_.now() < deadline) {
-    rpc::CallOptions o;
-    o.timeout = config_.inbox_call_timeout;
-    o.deadline = deadline;
-    o.ticket = ctx.ticket;  // the inbox checks it too
-    rpc::Result<inbox::RangeReply> rr =
-        co_await router_.call<inbox::RangeReply>(std::string(kInboxServiceName), inbox::kRangeMethod, r, o);
-    if (!rr.ok() || rr->code() == inbox::INBOX_UNKNOWN) {
-      co_await pause();
-      continue;
-    }
-    if (rr->code() == inbox::INBOX_UNAUTHENTICATED) {
-      reply.set_code(MSG_UNAUTHENTICATED);
-      reply.set_error("the inbox refused the ticket");
-      co_return reply;
-    }
-    if (rr->code() != inbox::INBOX_OK) {
-      reply.set_code(MSG_INVALID);
-      reply.set_error("inbox refused the range");
-      co_return reply;
-    }
-    uint64_t last = after;
-    for (const inbox::InboxMessage& m : rr->messages()) {
-      StoredMessage s;
-      if (m.seq() <= last || !s.ParseFromString(m.message())) {
-        rt_.error("msg: inbox of {} returned seq {} out of order or unparsable", *user, m.seq());
-        reply.set_code(MSG_INTERNAL);
-        reply.clear_messages();
-        co_return reply;
-      }
-      SyncMessage* out = reply.add_messages();
-      out->set_seq(m.seq());
-      out->set_message_id(s.message_id());
-      out->set_sender(s.sender());
-      out->set_client_msg_id(s.client_msg_id());
-      out->set_to_uid(s.to_uid());
-      out->set_body(s.body());
-      out->set_group_id(s.group_id());
-      last = m.seq();
-    }
-    key[std::string(kMessagesType)] = last;
-    reply.set_more(static_cast<uint32_t>(rr->messages_size()) >= limit);
-    // The other data types, each only when presented.
-    if (auto c = key.find(std::string(kContactsType)); c != key.end()) {
-      if (!co_await sync_contacts(ctx, *user, c->second, deadline, &reply, &c->second)) {
-        reply.clear_messages();  // nothing partial: the key does not move
-        reply.clear_contacts();
-        reply.set_more(false);
-        co_return reply;
-      }
-    }
-    if (auto a = key.find(std::string(kAccountType)); a != key.end()) {
-      if (!co_await sync_account(ctx, *user, a->second, deadline, &reply, &a->second)) {
-        reply.clear_messages();
-        reply.clear_contacts();
-        reply.clear_profile();
-        reply.set_more(false);
-        co_return reply;
-      }
-    }
-    // Every data type presented is listed; types this service does not serve
-    // keep the presented version (never older than the client's).
-    for (const auto& [type, version] : key) {
-      SyncKeyEntry* e = reply.add_key();
-      e->set_type(type);
-      e->set_version(version);
-    }
-    reply.set_code(MSG_OK);
-    ++stats_.syncs_ok;
+  const std::optional<inbox::RangeReply> rr = co_await call_definite<inbox::RangeReply>(
+      kInboxServiceName, inbox::kRangeMethod, r, ctx.ticket, deadline,
+      [](const inbox::RangeReply& x) { return x.code() == inbox::INBOX_UNKNOWN; });
+  if (!rr) {
+    ++stats_.syncs_unknown;
+    reply.set_code(MSG_UNKNOWN);
+    reply.set_error("no answer from the inbox within the request budget");
     co_return reply;
   }
-  ++stats_.syncs_unknown;
-  reply.set_code(MSG_UNKNOWN);
-  reply.set_error("no answer from the inbox within the request budget");
+  if (rr->code() == inbox::INBOX_UNAUTHENTICATED) {
+    reply.set_code(MSG_UNAUTHENTICATED);
+    reply.set_error("the inbox refused the ticket");
+    co_return reply;
+  }
+  if (rr->code() != inbox::INBOX_OK) {
+    reply.set_code(MSG_INVALID);
+    reply.set_error("inbox refused the range");
+    co_return reply;
+  }
+  uint64_t last = after;
+  for (const inbox::InboxMessage& m : rr->messages()) {
+    StoredMessage s;
+    if (m.seq() <= last || !s.ParseFromString(m.message())) {
+      rt_.error("msg: inbox of {} returned seq {} out of order or unparsable", *user, m.seq());
+      reply.set_code(MSG_INTERNAL);
+      reply.clear_messages();
+      co_return reply;
+    }
+    SyncMessage* out = reply.add_messages();
+    out->set_seq(m.seq());
+    out->set_message_id(s.message_id());
+    out->set_sender(s.sender());
+    out->set_client_msg_id(s.client_msg_id());
+    out->set_to_uid(s.to_uid());
+    out->set_body(s.body());
+    out->set_group_id(s.group_id());
+    last = m.seq();
+  }
+  key[std::string(kMessagesType)] = last;
+  reply.set_more(static_cast<uint32_t>(rr->messages_size()) >= limit);
+  // The other data types, each only when presented.
+  if (auto c = key.find(std::string(kContactsType)); c != key.end()) {
+    if (!co_await sync_contacts(ctx, *user, c->second, deadline, &reply, &c->second)) {
+      reply.clear_messages();  // nothing partial: the key does not move
+      reply.clear_contacts();
+      reply.set_more(false);
+      co_return reply;
+    }
+  }
+  if (auto a = key.find(std::string(kAccountType)); a != key.end()) {
+    if (!co_await sync_account(ctx, *user, a->second, deadline, &reply, &a->second)) {
+      reply.clear_messages();
+      reply.clear_contacts();
+      reply.clear_profile();
+      reply.set_more(false);
+      co_return reply;
+    }
+  }
+  // Every data type presented is listed; types this service does not serve
+  // keep the presented version (never older than the client's).
+  for (const auto& [type, version] : key) {
+    SyncKeyEntry* e = reply.add_key();
+    e->set_type(type);
+    e->set_version(version);
+  }
+  reply.set_code(MSG_OK);
+  ++stats_.syncs_ok;
   co_return reply;
 }
 
@@ -594,79 +606,65 @@ Task<bool> MsgService::sync_contacts(const rpc::CallContext& ctx, uint64_t user,
   req.set_uid(user);
   req.set_after_version(after);
   req.set_limit(kSyncPageMax);
-  while (rt_.now() < deadline) {
-    rpc::CallOptions o;
-    o.timeout = config_.inbox_call_timeout;
-    o.deadline = deadline;
-    o.ticket = ctx.ticket;  // the contacts service checks it too
-    rpc::Result<contacts::ChangesReply> r = co_await router_.call<contacts::ChangesReply>(
-        std::string(kContactsServiceName), contacts::kChangesMethod, req, o);
-    if (!r.ok() || r->code() == contacts::CONTACTS_UNKNOWN) {
-      co_await pause();
-      continue;
-    }
-    if (r->code() == contacts::CONTACTS_UNAUTHENTICATED) {
-      reply->set_code(MSG_UNAUTHENTICATED);
-      reply->set_error("the contacts service refused the ticket");
-      co_return false;
-    }
-    if (r->code() != contacts::CONTACTS_OK) {
-      reply->set_code(MSG_INVALID);
-      reply->set_error("the contacts service refused the sync");
-      co_return false;
-    }
-    for (const contacts::ContactItem& item : r->changes()) {
-      ContactChange* c = reply->add_contacts();
-      c->set_contact_uid(item.contact_uid());
-      c->set_change_version(item.change_version());
-      c->set_removed(item.removed());
-    }
-    *new_version = std::max(after, r->version());
-    if (r->more()) reply->set_more(true);
-    co_return true;
+  const std::optional<contacts::ChangesReply> r = co_await call_definite<contacts::ChangesReply>(
+      kContactsServiceName, contacts::kChangesMethod, req, ctx.ticket, deadline,
+      [](const contacts::ChangesReply& x) { return x.code() == contacts::CONTACTS_UNKNOWN; });
+  if (!r) {
+    ++stats_.syncs_unknown;
+    reply->set_code(MSG_UNKNOWN);
+    reply->set_error("no answer from the contacts service within the request budget");
+    co_return false;
   }
-  ++stats_.syncs_unknown;
-  reply->set_code(MSG_UNKNOWN);
-  reply->set_error("no answer from the contacts service within the request budget");
-  co_return false;
+  if (r->code() == contacts::CONTACTS_UNAUTHENTICATED) {
+    reply->set_code(MSG_UNAUTHENTICATED);
+    reply->set_error("the contacts service refused the ticket");
+    co_return false;
+  }
+  if (r->code() != contacts::CONTACTS_OK) {
+    reply->set_code(MSG_INVALID);
+    reply->set_error("the contacts service refused the sync");
+    co_return false;
+  }
+  for (const contacts::ContactItem& item : r->changes()) {
+    ContactChange* c = reply->add_contacts();
+    c->set_contact_uid(item.contact_uid());
+    c->set_change_version(item.change_version());
+    c->set_removed(item.removed());
+  }
+  *new_version = std::max(after, r->version());
+  if (r->more()) reply->set_more(true);
+  co_return true;
 }
 
 Task<bool> MsgService::sync_account(const rpc::CallContext& ctx, uint64_t user, uint64_t after, TimePoint deadline,
                                     SyncReply* reply, uint64_t* new_version) {
   account::GetProfileRequest req;
   req.set_uid(user);
-  while (rt_.now() < deadline) {
-    rpc::CallOptions o;
-    o.timeout = config_.inbox_call_timeout;
-    o.deadline = deadline;
-    o.ticket = ctx.ticket;
-    rpc::Result<account::ProfileReply> r = co_await router_.call<account::ProfileReply>(
-        std::string(kAccountServiceName), account::kGetProfileMethod, req, o);
-    if (!r.ok() || r->code() == account::PROFILE_UNKNOWN) {
-      co_await pause();
-      continue;
-    }
-    if (r->code() == account::PROFILE_UNAUTHENTICATED) {
-      reply->set_code(MSG_UNAUTHENTICATED);
-      reply->set_error("the account service refused the ticket");
-      co_return false;
-    }
-    if (r->code() == account::PROFILE_NOT_FOUND) co_return true;  // no account: version 0, nothing to sync
-    if (r->code() != account::PROFILE_OK) {
-      reply->set_code(MSG_INVALID);
-      reply->set_error("the account service refused the sync");
-      co_return false;
-    }
-    if (r->version() > after) {
-      *reply->mutable_profile() = r->profile();
-      *new_version = r->version();
-    }
-    co_return true;
+  const std::optional<account::ProfileReply> r = co_await call_definite<account::ProfileReply>(
+      kAccountServiceName, account::kGetProfileMethod, req, ctx.ticket, deadline,
+      [](const account::ProfileReply& x) { return x.code() == account::PROFILE_UNKNOWN; });
+  if (!r) {
+    ++stats_.syncs_unknown;
+    reply->set_code(MSG_UNKNOWN);
+    reply->set_error("no answer from the account service within the request budget");
+    co_return false;
   }
-  ++stats_.syncs_unknown;
-  reply->set_code(MSG_UNKNOWN);
-  reply->set_error("no answer from the account service within the request budget");
-  co_return false;
+  if (r->code() == account::PROFILE_UNAUTHENTICATED) {
+    reply->set_code(MSG_UNAUTHENTICATED);
+    reply->set_error("the account service refused the ticket");
+    co_return false;
+  }
+  if (r->code() == account::PROFILE_NOT_FOUND) co_return true;  // no account: version 0, nothing to sync
+  if (r->code() != account::PROFILE_OK) {
+    reply->set_code(MSG_INVALID);
+    reply->set_error("the account service refused the sync");
+    co_return false;
+  }
+  if (r->version() > after) {
+    *reply->mutable_profile() = r->profile();
+    *new_version = r->version();
+  }
+  co_return true;
 }
 
 Task<rpc::Result<ContactChangeReply>> MsgService::serve_contact_change(rpc::CallContext ctx,
@@ -688,31 +686,25 @@ Task<rpc::Result<ContactChangeReply>> MsgService::serve_contact_change(rpc::Call
   cr.set_uid(*user);
   cr.set_contact_uid(req.contact_uid());
   const TimePoint deadline = deadline_for(ctx);
-  while (rt_.now() < deadline) {
-    rpc::CallOptions o;
-    o.timeout = config_.inbox_call_timeout;
-    o.deadline = deadline;
-    o.ticket = ctx.ticket;
-    rpc::Result<contacts::ChangeContactReply> r = co_await router_.call<contacts::ChangeContactReply>(
-        std::string(kContactsServiceName), req.remove() ? contacts::kRemoveContactMethod : contacts::kAddContactMethod,
-        cr, o);
-    if (!r.ok() || r->code() == contacts::CONTACTS_UNKNOWN) {
-      co_await pause();
-      continue;  // a set operation: the same change again is harmless
-    }
-    if (r->code() == contacts::CONTACTS_OK) {
-      ++stats_.contact_changes;
-      reply.set_code(MSG_OK);
-      reply.set_version(r->version());
-      reply.set_changed(r->changed());
-      co_return reply;
-    }
-    reply.set_code(r->code() == contacts::CONTACTS_UNAUTHENTICATED ? MSG_UNAUTHENTICATED : MSG_INVALID);
-    reply.set_error("the contacts service refused the change");
+  // Retried while unknown: a set operation, the same change again is harmless.
+  const std::optional<contacts::ChangeContactReply> r = co_await call_definite<contacts::ChangeContactReply>(
+      kContactsServiceName, req.remove() ? contacts::kRemoveContactMethod : contacts::kAddContactMethod, cr,
+      ctx.ticket, deadline,
+      [](const contacts::ChangeContactReply& x) { return x.code() == contacts::CONTACTS_UNKNOWN; });
+  if (!r) {
+    reply.set_code(MSG_UNKNOWN);
+    reply.set_error("no definite answer within the request budget");
     co_return reply;
   }
-  reply.set_code(MSG_UNKNOWN);
-  reply.set_error("no definite answer within the request budget");
+  if (r->code() == contacts::CONTACTS_OK) {
+    ++stats_.contact_changes;
+    reply.set_code(MSG_OK);
+    reply.set_version(r->version());
+    reply.set_changed(r->changed());
+    co_return reply;
+  }
+  reply.set_code(r->code() == contacts::CONTACTS_UNAUTHENTICATED ? MSG_UNAUTHENTICATED : MSG_INVALID);
+  reply.set_error("the contacts service refused the change");
   co_return reply;
 }
 
@@ -729,31 +721,24 @@ Task<rpc::Result<SetProfileReply>> MsgService::serve_set_profile(rpc::CallContex
   ar.set_uid(*user);
   *ar.mutable_profile() = req.profile();
   const TimePoint deadline = deadline_for(ctx);
-  while (rt_.now() < deadline) {
-    rpc::CallOptions o;
-    o.timeout = config_.inbox_call_timeout;
-    o.deadline = deadline;
-    o.ticket = ctx.ticket;
-    rpc::Result<account::ProfileReply> r = co_await router_.call<account::ProfileReply>(
-        std::string(kAccountServiceName), account::kSetProfileMethod, ar, o);
-    if (!r.ok() || r->code() == account::PROFILE_UNKNOWN) {
-      co_await pause();
-      continue;
-    }
-    if (r->code() == account::PROFILE_OK) {
-      ++stats_.profile_sets;
-      reply.set_code(MSG_OK);
-      reply.set_version(r->version());
-      reply.set_changed(r->changed());
-      co_return reply;
-    }
-    reply.set_code(r->code() == account::PROFILE_UNAUTHENTICATED ? MSG_UNAUTHENTICATED : MSG_INVALID);
-    reply.set_error(r->code() == account::PROFILE_NOT_FOUND ? "no account for this user"
-                                                            : "the account service refused the profile");
+  const std::optional<account::ProfileReply> r = co_await call_definite<account::ProfileReply>(
+      kAccountServiceName, account::kSetProfileMethod, ar, ctx.ticket, deadline,
+      [](const account::ProfileReply& x) { return x.code() == account::PROFILE_UNKNOWN; });
+  if (!r) {
+    reply.set_code(MSG_UNKNOWN);
+    reply.set_error("no definite answer within the request budget");
     co_return reply;
   }
-  reply.set_code(MSG_UNKNOWN);
-  reply.set_error("no definite answer within the request budget");
+  if (r->code() == account::PROFILE_OK) {
+    ++stats_.profile_sets;
+    reply.set_code(MSG_OK);
+    reply.set_version(r->version());
+    reply.set_changed(r->changed());
+    co_return reply;
+  }
+  reply.set_code(r->code() == account::PROFILE_UNAUTHENTICATED ? MSG_UNAUTHENTICATED : MSG_INVALID);
+  reply.set_error(r->code() == account::PROFILE_NOT_FOUND ? "no account for this user"
+                                                          : "the account service refused the profile");
   co_return reply;
 }
 

@@ -234,6 +234,13 @@ class MsgService final : public Node {
   };
   TimePoint deadline_for(const rpc::CallContext& ctx) const;
   Task<void> pause();
+  // Calls `method` of `service` carrying the client's `ticket` (the storage
+  // hop checks it too) until it returns an answer that `unknown` does not
+  // call unknown, pausing between attempts; nullopt once `deadline` passed.
+  template <typename Reply, typename Request, typename Unknown>
+  Task<std::optional<Reply>> call_definite(std::string_view service, const rpc::MethodSpec& method,
+                                           const Request& req, const std::string& ticket, TimePoint deadline,
+                                           Unknown unknown);
   std::optional<uint64_t> authenticate(const rpc::CallContext& ctx, std::string* why);
   Task<rpc::Result<SendReply>> serve_send(rpc::CallContext ctx, SendRequest req);
   Task<rpc::Result<SyncReply>> serve_sync(rpc::CallContext ctx, SyncRequest req);
