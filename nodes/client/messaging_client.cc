@@ -292,6 +292,11 @@ AccountOutcome from_login_code(login::LoginCode c, const std::string& error) {
   }
   return out;
 }
+
+// The history's outcome of an account, contacts or profile operation.
+Outcome recorded_outcome(AccountStatus status) {
+  return status == AccountStatus::ok ? Outcome::ok : status == AccountStatus::unknown ? Outcome::info : Outcome::fail;
+}
 }  // namespace
 
 Task<rpc::Result<access::ForwardReply>> MessagingClient::call_access_short(access::ForwardRequest req,
@@ -299,6 +304,27 @@ Task<rpc::Result<access::ForwardReply>> MessagingClient::call_access_short(acces
   req.set_uid(config_.uid);
   co_return co_await router_.call<access::ForwardReply>(std::string(access::kServiceName), access::kRequestMethod,
                                                         req, std::move(o));
+}
+
+template <typename Reply, typename Request, typename Wrap, typename Unwrap>
+Task<std::optional<Reply>> MessagingClient::call_login_service(const rpc::MethodSpec& method, const Request& req,
+                                                               Wrap wrap, Unwrap unwrap, std::string* error) {
+  rpc::CallOptions o;
+  o.timeout = config_.call_timeout;
+  if (config_.path == ClientPath::direct) {
+    rpc::Result<Reply> r = co_await router_.call<Reply>(std::string(login::kServiceName), method, req, o);
+    if (r.ok()) co_return std::move(r.value());
+    *error = r.status().to_string();
+    co_return std::nullopt;
+  }
+  access::ForwardRequest f;
+  wrap(f, req);
+  rpc::Result<access::ForwardReply> r = co_await call_access_short(std::move(f), o);
+  if (r.ok() && r->code() == access::ACCESS_OK) {
+    if (const Reply* reply = unwrap(r.value())) co_return *reply;
+  }
+  *error = r.ok() ? std::string(access::AccessCode_Name(r->code())) + ": " + r->error() : r.status().to_string();
+  co_return std::nullopt;
 }
 
 Task<AccountOutcome> MessagingClient::register_account(std::string account_id, std::string password,
@@ -317,22 +343,12 @@ Task<AccountOutcome> MessagingClient::register_account(std::string account_id, s
     if (recorder_ != nullptr) {
       recorder_->invoke_register(config_.process, rt_.now().ns(), op, RegisterOp{account_id, nonce});
     }
-    rpc::CallOptions o;
-    o.timeout = config_.call_timeout;
-    std::optional<login::RegisterReply> reply;
     std::string error;
-    if (config_.path == ClientPath::direct) {
-      rpc::Result<login::RegisterReply> r = co_await router_.call<login::RegisterReply>(
-          std::string(login::kServiceName), login::kRegisterMethod, req, o);
-      if (r.ok()) reply = std::move(r.value());
-      else error = r.status().to_string();
-    } else {
-      access::ForwardRequest f;
-      *f.mutable_register_account() = req;
-      rpc::Result<access::ForwardReply> r = co_await call_access_short(std::move(f), o);
-      if (r.ok() && r->code() == access::ACCESS_OK && r->has_register_account()) reply = r->register_account();
-      else error = r.ok() ? std::string(access::AccessCode_Name(r->code())) + ": " + r->error() : r.status().to_string();
-    }
+    const std::optional<login::RegisterReply> reply = co_await call_login_service<login::RegisterReply>(
+        login::kRegisterMethod, req,
+        [](access::ForwardRequest& f, const login::RegisterRequest& r) { *f.mutable_register_account() = r; },
+        [](const access::ForwardReply& f) { return f.has_register_account() ? &f.register_account() : nullptr; },
+        &error);
     OpResult done;
     if (!reply) {
       out.status = AccountStatus::unknown;
@@ -345,9 +361,7 @@ Task<AccountOutcome> MessagingClient::register_account(std::string account_id, s
     }
     ++out.attempts;
     done.error = out.error;
-    done.outcome = out.status == AccountStatus::ok        ? Outcome::ok
-                   : out.status == AccountStatus::unknown ? Outcome::info
-                                                          : Outcome::fail;
+    done.outcome = recorded_outcome(out.status);
     if (out.status == AccountStatus::ok) {
       done.uid = out.uid;
       done.error.clear();
@@ -368,22 +382,10 @@ Task<AccountOutcome> MessagingClient::login(std::string account_id, std::string 
     if (attempt > 0) co_await rt_.sleep(config_.retry_pause);
     const uint64_t op = next_op();
     if (recorder_ != nullptr) recorder_->invoke_login(config_.process, rt_.now().ns(), op, LoginOp{config_.uid, ""});
-    rpc::CallOptions o;
-    o.timeout = config_.call_timeout;
-    std::optional<login::LoginReply> reply;
     std::string error;
-    if (config_.path == ClientPath::direct) {
-      rpc::Result<login::LoginReply> r =
-          co_await router_.call<login::LoginReply>(std::string(login::kServiceName), login::kLoginMethod, req, o);
-      if (r.ok()) reply = std::move(r.value());
-      else error = r.status().to_string();
-    } else {
-      access::ForwardRequest f;
-      *f.mutable_login() = req;
-      rpc::Result<access::ForwardReply> r = co_await call_access_short(std::move(f), o);
-      if (r.ok() && r->code() == access::ACCESS_OK && r->has_login()) reply = r->login();
-      else error = r.ok() ? std::string(access::AccessCode_Name(r->code())) + ": " + r->error() : r.status().to_string();
-    }
+    const std::optional<login::LoginReply> reply = co_await call_login_service<login::LoginReply>(
+        login::kLoginMethod, req, [](access::ForwardRequest& f, const login::LoginRequest& r) { *f.mutable_login() = r; },
+        [](const access::ForwardReply& f) { return f.has_login() ? &f.login() : nullptr; }, &error);
     OpResult done;
     if (!reply) {
       out.status = AccountStatus::unknown;
@@ -404,9 +406,7 @@ Task<AccountOutcome> MessagingClient::login(std::string account_id, std::string 
     }
     ++out.attempts;
     done.error = out.error;
-    done.outcome = out.status == AccountStatus::ok        ? Outcome::ok
-                   : out.status == AccountStatus::unknown ? Outcome::info
-                                                          : Outcome::fail;
+    done.outcome = recorded_outcome(out.status);
     if (out.status == AccountStatus::ok) done.error.clear();
     complete(op, OpKind::login, done);
     if (out.status != AccountStatus::unknown) break;
@@ -497,9 +497,7 @@ Task<AccountOutcome> MessagingClient::change_contact(uint64_t contact, bool remo
     ++out.attempts;
     OpResult done;
     done.error = out.error;
-    done.outcome = out.status == AccountStatus::ok        ? Outcome::ok
-                   : out.status == AccountStatus::unknown ? Outcome::info
-                                                          : Outcome::fail;
+    done.outcome = recorded_outcome(out.status);
     done.has_version = out.status == AccountStatus::ok;
     done.version = out.version;
     done.changed = out.changed;
@@ -526,9 +524,7 @@ Task<AccountOutcome> MessagingClient::set_profile(account::Profile profile) {
     ++out.attempts;
     OpResult done;
     done.error = out.error;
-    done.outcome = out.status == AccountStatus::ok        ? Outcome::ok
-                   : out.status == AccountStatus::unknown ? Outcome::info
-                                                          : Outcome::fail;
+    done.outcome = recorded_outcome(out.status);
     done.version = out.version;
     done.changed = out.changed;
     complete(op, OpKind::contacts, done);

@@ -260,6 +260,13 @@ class MessagingClient {
   Task<rpc::Result<access::ForwardReply>> call_access(access::ForwardRequest req, rpc::CallOptions o);
   // access.Request (short connection) whatever the path: register / login.
   Task<rpc::Result<access::ForwardReply>> call_access_short(access::ForwardRequest req, rpc::CallOptions o);
+  // One attempt at a login-service method: straight to the login service on
+  // the direct path, else through access.Request (`wrap` puts the request in
+  // the forward, `unwrap` takes the reply out, nullptr if absent). nullopt,
+  // with `error`, when the outcome is unknown.
+  template <typename Reply, typename Request, typename Wrap, typename Unwrap>
+  Task<std::optional<Reply>> call_login_service(const rpc::MethodSpec& method, const Request& req, Wrap wrap,
+                                                Unwrap unwrap, std::string* error);
   Task<rpc::Result<msg::ContactChangeReply>> call_contact_change(const msg::ContactChangeRequest& req,
                                                                  rpc::CallOptions o);
   Task<rpc::Result<msg::SetProfileReply>> call_set_profile(const msg::SetProfileRequest& req, rpc::CallOptions o);
