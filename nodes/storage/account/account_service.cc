@@ -271,14 +271,12 @@ Task<rpc::Result<RegisterReply>> AccountService::serve_register(rpc::CallContext
   co_return reply;
 }
 
-Task<rpc::Result<AccountReply>> AccountService::serve_get_account(rpc::CallContext ctx, GetAccountRequest req) {
+namespace {
+// A lookup's answer: nullopt (no definite read) is UNKNOWN, uid 0 (no such
+// account) NOT_FOUND; a found record goes out without its claim nonce and
+// its password verifier (only account.GetCredential returns that).
+AccountReply lookup_reply(std::optional<AccountRecord> rec) {
   AccountReply reply;
-  if (!valid_account_id(req.account_id())) {
-    reply.set_code(LOOKUP_NOT_FOUND);
-    co_return reply;
-  }
-  Lease lease(*this);
-  std::optional<AccountRecord> rec = co_await read_account(lease.get(), req.account_id(), deadline_for(ctx));
   if (!rec) {
     reply.set_code(LOOKUP_UNKNOWN);
   } else if (rec->uid() == 0) {
@@ -289,7 +287,19 @@ Task<rpc::Result<AccountReply>> AccountService::serve_get_account(rpc::CallConte
     reply.set_code(LOOKUP_FOUND);
     *reply.mutable_account() = std::move(*rec);
   }
-  co_return reply;
+  return reply;
+}
+}  // namespace
+
+Task<rpc::Result<AccountReply>> AccountService::serve_get_account(rpc::CallContext ctx, GetAccountRequest req) {
+  if (!valid_account_id(req.account_id())) {
+    AccountReply reply;
+    reply.set_code(LOOKUP_NOT_FOUND);
+    co_return reply;
+  }
+  Lease lease(*this);
+  std::optional<AccountRecord> rec = co_await read_account(lease.get(), req.account_id(), deadline_for(ctx));
+  co_return lookup_reply(std::move(rec));
 }
 
 Task<std::optional<AccountRecord>> AccountService::read_by_uid(kv::KvClient* kv, uint64_t uid,
@@ -313,20 +323,9 @@ Task<std::optional<AccountRecord>> AccountService::read_by_uid(kv::KvClient* kv,
 }
 
 Task<rpc::Result<AccountReply>> AccountService::serve_get_by_uid(rpc::CallContext ctx, GetByUidRequest req) {
-  AccountReply reply;
   Lease lease(*this);
   std::optional<AccountRecord> rec = co_await read_by_uid(lease.get(), req.uid(), deadline_for(ctx));
-  if (!rec) {
-    reply.set_code(LOOKUP_UNKNOWN);
-  } else if (rec->uid() == 0) {
-    reply.set_code(LOOKUP_NOT_FOUND);
-  } else {
-    rec->set_claim_nonce(0);
-    rec->clear_credential();
-    reply.set_code(LOOKUP_FOUND);
-    *reply.mutable_account() = std::move(*rec);
-  }
-  co_return reply;
+  co_return lookup_reply(std::move(rec));
 }
 
 Task<rpc::Result<CredentialReply>> AccountService::serve_get_credential(rpc::CallContext ctx,
