@@ -277,24 +277,35 @@ Task<std::optional<ContactsService::Snapshot>> ContactsService::snapshot(kv::KvC
   co_return std::nullopt;
 }
 
+Task<std::optional<ContactsService::Snapshot>> ContactsService::checked_snapshot(const rpc::CallContext& ctx,
+                                                                               uint64_t uid, std::string_view method,
+                                                                               ContactsCode* code) {
+  if (!ticket_ok(ctx, uid, method)) {
+    *code = CONTACTS_UNAUTHENTICATED;
+    co_return std::nullopt;
+  }
+  std::optional<shard::ShardedKvClient::Lease> lease;
+  if (uid != 0) lease = kv_.lease_for_user(uid);
+  if (!lease) {
+    ++stats_.invalid;
+    *code = CONTACTS_INVALID;
+    co_return std::nullopt;
+  }
+  std::optional<Snapshot> snap = co_await snapshot(lease->get(), uid, deadline_for(ctx));
+  if (!snap) {
+    ++stats_.unknown;
+    *code = CONTACTS_UNKNOWN;
+  }
+  co_return snap;
+}
+
 Task<rpc::Result<ListContactsReply>> ContactsService::serve_list(rpc::CallContext ctx,
                                                                  ListContactsRequest req) {
   ListContactsReply reply;
-  if (!ticket_ok(ctx, req.uid(), "list")) {
-    reply.set_code(CONTACTS_UNAUTHENTICATED);
-    co_return reply;
-  }
-  std::optional<shard::ShardedKvClient::Lease> lease;
-  if (req.uid() != 0) lease = kv_.lease_for_user(req.uid());
-  if (!lease) {
-    ++stats_.invalid;
-    reply.set_code(CONTACTS_INVALID);
-    co_return reply;
-  }
-  std::optional<Snapshot> snap = co_await snapshot(lease->get(), req.uid(), deadline_for(ctx));
+  ContactsCode code = CONTACTS_OK;
+  const std::optional<Snapshot> snap = co_await checked_snapshot(ctx, req.uid(), "list", &code);
   if (!snap) {
-    ++stats_.unknown;
-    reply.set_code(CONTACTS_UNKNOWN);
+    reply.set_code(code);
     co_return reply;
   }
   reply.set_code(CONTACTS_OK);
@@ -307,21 +318,10 @@ Task<rpc::Result<ListContactsReply>> ContactsService::serve_list(rpc::CallContex
 
 Task<rpc::Result<ChangesReply>> ContactsService::serve_changes(rpc::CallContext ctx, ChangesRequest req) {
   ChangesReply reply;
-  if (!ticket_ok(ctx, req.uid(), "changes")) {
-    reply.set_code(CONTACTS_UNAUTHENTICATED);
-    co_return reply;
-  }
-  std::optional<shard::ShardedKvClient::Lease> lease;
-  if (req.uid() != 0) lease = kv_.lease_for_user(req.uid());
-  if (!lease) {
-    ++stats_.invalid;
-    reply.set_code(CONTACTS_INVALID);
-    co_return reply;
-  }
-  std::optional<Snapshot> snap = co_await snapshot(lease->get(), req.uid(), deadline_for(ctx));
+  ContactsCode code = CONTACTS_OK;
+  const std::optional<Snapshot> snap = co_await checked_snapshot(ctx, req.uid(), "changes", &code);
   if (!snap) {
-    ++stats_.unknown;
-    reply.set_code(CONTACTS_UNKNOWN);
+    reply.set_code(code);
     co_return reply;
   }
   const uint32_t limit = req.limit() == 0 || req.limit() > kChangesMax ? kChangesMax : req.limit();

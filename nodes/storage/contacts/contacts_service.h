@@ -112,6 +112,11 @@ class ContactsService final : public Node {
     std::map<uint64_t, ContactItem> items;
   };
   Task<std::optional<Snapshot>> snapshot(kv::KvClient* kv, uint64_t uid, TimePoint deadline);
+  // What ListContacts and Changes do first: check the ticket, find the
+  // user's shard, read a snapshot. nullopt with *code set (UNAUTHENTICATED,
+  // INVALID or UNKNOWN) when one of them fails.
+  Task<std::optional<Snapshot>> checked_snapshot(const rpc::CallContext& ctx, uint64_t uid, std::string_view method,
+                                                 ContactsCode* code);
 
   Runtime& rt_;
   ContactsServiceConfig config_;
