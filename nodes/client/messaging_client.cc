@@ -414,19 +414,21 @@ Task<AccountOutcome> MessagingClient::login(std::string account_id, std::string 
   co_return out;
 }
 
-Task<rpc::Result<msg::ContactChangeReply>> MessagingClient::call_contact_change(const msg::ContactChangeRequest& req,
-                                                                                rpc::CallOptions o) {
+template <typename Reply, typename Request, typename Wrap, typename Unwrap>
+Task<rpc::Result<Reply>> MessagingClient::call_msg_method(const rpc::MethodSpec& method, const Request& req,
+                                                          Wrap wrap, Unwrap unwrap, rpc::CallOptions o) {
   if (config_.path == ClientPath::direct) {
-    co_return co_await router_.call<msg::ContactChangeReply>(std::string(msg::kServiceName),
-                                                             msg::kContactChangeMethod, req, o);
+    co_return co_await router_.call<Reply>(std::string(msg::kServiceName), method, req, o);
   }
   access::ForwardRequest f;
-  *f.mutable_contact_change() = req;
+  wrap(f, req);
   rpc::Result<access::ForwardReply> r = co_await call_access(std::move(f), std::move(o));
   if (!r.ok()) co_return r.status();
-  if (r->code() == access::ACCESS_OK && r->has_contact_change()) co_return r->contact_change();
+  if (r->code() == access::ACCESS_OK) {
+    if (const Reply* reply = unwrap(r.value())) co_return *reply;
+  }
   if (r->code() == access::ACCESS_UNAUTHENTICATED || r->code() == access::ACCESS_INVALID) {
-    msg::ContactChangeReply refused;
+    Reply refused;
     refused.set_code(r->code() == access::ACCESS_UNAUTHENTICATED ? msg::MSG_UNAUTHENTICATED : msg::MSG_INVALID);
     refused.set_error(r->error());
     co_return refused;
@@ -435,25 +437,21 @@ Task<rpc::Result<msg::ContactChangeReply>> MessagingClient::call_contact_change(
                         std::string(access::AccessCode_Name(r->code())) + ": " + r->error()};
 }
 
+Task<rpc::Result<msg::ContactChangeReply>> MessagingClient::call_contact_change(const msg::ContactChangeRequest& req,
+                                                                                rpc::CallOptions o) {
+  return call_msg_method<msg::ContactChangeReply>(
+      msg::kContactChangeMethod, req,
+      [](access::ForwardRequest& f, const msg::ContactChangeRequest& r) { *f.mutable_contact_change() = r; },
+      [](const access::ForwardReply& f) { return f.has_contact_change() ? &f.contact_change() : nullptr; },
+      std::move(o));
+}
+
 Task<rpc::Result<msg::SetProfileReply>> MessagingClient::call_set_profile(const msg::SetProfileRequest& req,
                                                                           rpc::CallOptions o) {
-  if (config_.path == ClientPath::direct) {
-    co_return co_await router_.call<msg::SetProfileReply>(std::string(msg::kServiceName), msg::kSetProfileMethod,
-                                                          req, o);
-  }
-  access::ForwardRequest f;
-  *f.mutable_set_profile() = req;
-  rpc::Result<access::ForwardReply> r = co_await call_access(std::move(f), std::move(o));
-  if (!r.ok()) co_return r.status();
-  if (r->code() == access::ACCESS_OK && r->has_set_profile()) co_return r->set_profile();
-  if (r->code() == access::ACCESS_UNAUTHENTICATED || r->code() == access::ACCESS_INVALID) {
-    msg::SetProfileReply refused;
-    refused.set_code(r->code() == access::ACCESS_UNAUTHENTICATED ? msg::MSG_UNAUTHENTICATED : msg::MSG_INVALID);
-    refused.set_error(r->error());
-    co_return refused;
-  }
-  co_return rpc::Status{rpc::StatusCode::unavailable,
-                        std::string(access::AccessCode_Name(r->code())) + ": " + r->error()};
+  return call_msg_method<msg::SetProfileReply>(
+      msg::kSetProfileMethod, req,
+      [](access::ForwardRequest& f, const msg::SetProfileRequest& r) { *f.mutable_set_profile() = r; },
+      [](const access::ForwardReply& f) { return f.has_set_profile() ? &f.set_profile() : nullptr; }, std::move(o));
 }
 
 namespace {

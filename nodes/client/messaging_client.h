@@ -264,6 +264,13 @@ class MessagingClient {
   // the direct path, else through access.Request (`wrap` puts the request in
   // the forward, `unwrap` takes the reply out, nullptr if absent). nullopt,
   // with `error`, when the outcome is unknown.
+  // A msg-service method on the client's path: straight to msg (direct) or
+  // through access.Call; an access refusal of the ticket or request comes
+  // back as the msg code it stands for, any other access failure as
+  // unavailable (unknown outcome).
+  template <typename Reply, typename Request, typename Wrap, typename Unwrap>
+  Task<rpc::Result<Reply>> call_msg_method(const rpc::MethodSpec& method, const Request& req, Wrap wrap,
+                                           Unwrap unwrap, rpc::CallOptions o);
   template <typename Reply, typename Request, typename Wrap, typename Unwrap>
   Task<std::optional<Reply>> call_login_service(const rpc::MethodSpec& method, const Request& req, Wrap wrap,
                                                 Unwrap unwrap, std::string* error);
