@@ -16,6 +16,10 @@ namespace wx::cli {
 // 2: a bad option.
 void add_demo_command(CLI::App& app, int& exit_code);
 
+// `wxsim run SCENARIO.yaml`: one outage scenario from a YAML file, judged
+// (cli/run_cmd.cc, docs/scenarios.md). Exit 0 pass, 1 fail, 2 bad input.
+void add_run_command(CLI::App& app, int& exit_code);
+
 // `wxsim node`: runs one node on real sockets (production mode).
 void add_node_command(CLI::App& app, int& exit_code);
 

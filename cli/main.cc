@@ -1,7 +1,7 @@
 // wxsim: the command-line face of the testbed.
 //
-// Only subcommands that exist are registered; later ones (run, sweep, replay,
-// cluster, client) arrive with the capabilities behind them.
+// Only subcommands that exist are registered; later ones (cluster, client)
+// arrive with the capabilities behind them.
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
@@ -16,11 +16,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = 0;
   wx::cli::add_demo_command(app, exit_code);
+  wx::cli::add_run_command(app, exit_code);
   wx::cli::add_node_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every other parse error is bad input: 2.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   return exit_code;
 }

@@ -175,9 +175,18 @@ Task<msg::MsgCode> GroupUser::send_once(uint64_t group, std::string body, std::s
 
 Task<void> GroupUser::send_loop() {
   uint64_t n = 0;
+  // A shape: draw at the peak rate and keep a draw with probability
+  // factor / peak (thinning), as SimUser::send_loop does.
+  const DailyShape* shape = config_->shape.flat() ? nullptr : &config_->shape;
+  const double peak = shape != nullptr ? shape->peak() : 1.0;
+  const Duration draw_mean =
+      shape != nullptr
+          ? nanoseconds(static_cast<int64_t>(static_cast<double>(config_->send_interval_mean.ns()) / peak))
+          : config_->send_interval_mean;
   while (!stopped_) {
-    co_await rt_.sleep(rt_.rng().exponential(config_->send_interval_mean));
+    co_await rt_.sleep(rt_.rng().exponential(draw_mean));
     if (stopped_) break;
+    if (shape != nullptr && !rt_.rng().bernoulli(shape->factor(rt_.now()) / peak)) continue;
     const uint64_t g = send_groups_[rt_.rng().uniform(send_groups_.size())];
     sending_ = true;
     (void)co_await send_once(g, "to g" + std::to_string(g) + " #" + std::to_string(++n) + " from " +

@@ -78,7 +78,8 @@ class GroupRecorder {
 
 struct GroupWorkloadConfig {
   std::vector<GroupSpec> groups;
-  Duration send_interval_mean = seconds(5);  // per sending user, Poisson
+  Duration send_interval_mean = seconds(5);  // per sending user, Poisson (at factor 1 of the shape)
+  DailyShape shape;                          // default flat; thinned as the 1:1 workload does
   std::string client_datacenter = "dc1";
   std::string client_zone = "clients";
   Duration call_timeout = seconds(3);

@@ -1,6 +1,7 @@
 // The messaging outage run (see outage_run.h).
 #include "sim/workload/outage_run.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <utility>
 
@@ -36,15 +37,23 @@ std::string validate(const OutageRunConfig& c) {
   if (c.duration < seconds(10) || c.duration > minutes(60)) {
     return fmt::format("duration: {} is not between 10s and 1h", to_string(c.duration));
   }
-  if (c.outage_start < Duration::zero() || c.outage_start >= c.duration) {
+  if (!c.zone.empty() && (c.outage_start < Duration::zero() || c.outage_start >= c.duration)) {
     return fmt::format("outage_start: {} is not within the traffic (0 to {})", to_string(c.outage_start),
                        to_string(c.duration));
   }
-  if (c.outage_for < seconds(1) || c.outage_start + c.outage_for > c.duration) {
+  if (!c.zone.empty() && (c.outage_for < seconds(1) || c.outage_start + c.outage_for > c.duration)) {
     return fmt::format("outage_for: {} is not at least 1s ending by the end of the traffic ({})",
                        to_string(c.outage_for), to_string(c.duration));
   }
-  if (c.zone != "a" && c.zone != "b" && c.zone != "c") return fmt::format("zone: '{}' is not a, b or c", c.zone);
+  if (!c.zone.empty()) {
+    const std::vector<std::string> zones =
+        c.spec && !c.spec->datacenters.empty() ? c.spec->datacenters[0].zones : std::vector<std::string>{"a", "b", "c"};
+    if (std::find(zones.begin(), zones.end(), c.zone) == zones.end()) {
+      std::string list;
+      for (const std::string& z : zones) list += (list.empty() ? "" : ", ") + z;
+      return fmt::format("zone: '{}' is not one of the deployment's zones ({})", c.zone, list);
+    }
+  }
   if (!(c.rate_per_min > 0 && c.rate_per_min <= kOutageRateMax)) {
     return fmt::format("rate_per_min: {} is not above 0 and at most {}", c.rate_per_min, kOutageRateMax);
   }
@@ -87,9 +96,14 @@ OutageRun::OutageRun(OutageRunConfig config) : config_(std::move(config)) {
   log_ = std::make_unique<HistoryLog>(sim);
   recorder_ = std::make_unique<GroupRecorder>(sim, *log_);
 
-  deploy::DeploymentSpec spec = deploy::single_datacenter_spec();
-  for (deploy::Role r : {deploy::Role::msg, deploy::Role::access, deploy::Role::group, deploy::Role::fanout}) {
-    spec.instances_per_zone[r] = 1;
+  deploy::DeploymentSpec spec;
+  if (config_.spec) {
+    spec = *config_.spec;
+  } else {
+    spec = deploy::single_datacenter_spec();
+    for (deploy::Role r : {deploy::Role::msg, deploy::Role::access, deploy::Role::group, deploy::Role::fanout}) {
+      spec.instances_per_zone[r] = 1;
+    }
   }
   spec.templates.msg.keys = ring_config();
   spec.templates.access.keys = ring_config();
@@ -106,7 +120,10 @@ OutageRun::OutageRun(OutageRunConfig config) : config_(std::move(config)) {
   spec.templates.fanout.group_ack_observer = recorder_->ack_observer();
   deployment_desc_ = std::make_shared<const deploy::Deployment>(spec);
   deployment_ = std::make_unique<SimDeployment>(sim, deployment_desc_);
-  for (const deploy::NodeDesc& n : deployment_desc_->nodes()) zone_nodes_ += n.zone == config_.zone ? 1 : 0;
+  for (const deploy::NodeDesc& n : deployment_desc_->nodes()) {
+    zone_nodes_ += !config_.zone.empty() && n.zone == config_.zone ? 1 : 0;
+  }
+  const std::string client_dc = spec.datacenters.at(0).name;
 
   // Tickets outlive the whole run (traffic, the end phase and a margin).
   const Duration ticket_ttl = config_.duration + config_.end_limit + minutes(10);
@@ -121,6 +138,8 @@ OutageRun::OutageRun(OutageRunConfig config) : config_(std::move(config)) {
   wc.send_interval_mean = send_mean;
   wc.churn = config_.churn;
   wc.sync_interval = config_.sync_interval;
+  wc.daily_shape = config_.shape;
+  wc.client_datacenter = client_dc;
   wc.path = UserPath::long_connection;
   wc.client.call_timeout = config_.client_call_timeout;
   wc.access.heartbeat_interval = config_.heartbeat_interval;
@@ -136,6 +155,8 @@ OutageRun::OutageRun(OutageRunConfig config) : config_(std::move(config)) {
     Rng rng = sim.derive_rng("demo-groups");
     gc.groups = make_groups(rng, one_to_one_->uids(), one_to_one_->contact_graph(), shape);
     gc.send_interval_mean = send_mean;
+    gc.shape = config_.group_shape;
+    gc.client_datacenter = client_dc;
     gc.ticket_for = ticket_for;
     gc.process_prefix = "g";  // the 1:1 clients are "c<uid>"
     gc.read_inboxes = false;  // the 1:1 workload's reader reads every user
@@ -144,6 +165,7 @@ OutageRun::OutageRun(OutageRunConfig config) : config_(std::move(config)) {
   deployment_->start_all();
 
   const TimePoint t0 = sim.now();
+  start_at_ = t0;
   down_at_ = t0 + config_.outage_start;
   up_at_ = down_at_ + config_.outage_for;
   end_at_ = t0 + config_.duration;
@@ -159,7 +181,7 @@ double OutageRun::mean_contacts() const {
   return static_cast<double>(edges) / static_cast<double>(config_.users);
 }
 
-bool OutageRun::run(std::string* why) {
+void OutageRun::schedule_zone_outage() {
   Simulation& sim = *sim_;
   const std::string zone = config_.zone;
   sim.at(down_at_, [this, zone] {
@@ -171,6 +193,11 @@ bool OutageRun::run(std::string* why) {
     (void)sim_->faults().restore_zone(zone);
     timeline_.push_back({sim_->now(), fmt::format("zone {} restored (its nodes restart from their disks)", zone)});
   });
+}
+
+bool OutageRun::run(std::string* why, const std::function<void()>& before_end_phase) {
+  Simulation& sim = *sim_;
+  if (!config_.zone.empty()) schedule_zone_outage();
   if (groups_) {
     if (sim.run_until([this] { return groups_->all_created(); }, end_at_) && groups_->all_created()) {
       groups_->start_traffic();
@@ -185,9 +212,14 @@ bool OutageRun::run(std::string* why) {
     return false;
   }
   timeline_.push_back({sim.now(), "traffic stops; quiescence, then final states"});
+  if (before_end_phase) before_end_phase();
   EndPhase end = one_to_one_->end_phase();
   if (groups_) end += groups_->end_phase();
-  if (!run_end_phase(sim, end, config_.settle, sim.now() + config_.end_limit, why)) return false;
+  if (!run_end_phase(sim, end, config_.settle, sim.now() + config_.end_limit, why)) {
+    end_timed_out_ = !sim.failure().has_value();
+    return false;
+  }
+  done_at_ = sim.now();
   if (sim.failure()) {
     *why = *sim.failure();
     return false;

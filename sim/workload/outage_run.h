@@ -36,6 +36,7 @@
 #include "sim/sim_only.h"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -66,7 +67,7 @@ struct OutageRunConfig {
   Duration duration = minutes(3);      // traffic
   Duration outage_start = minutes(1);  // < duration
   Duration outage_for = minutes(1);    // >= 1 s, ends by duration
-  std::string zone = "b";              // a, b or c
+  std::string zone = "b";              // a, b or c; empty: no built-in outage (the caller schedules faults)
   double rate_per_min = 6;             // sends per user per minute, (0, kOutageRateMax]
   ContactGraphConfig contacts{SizeDistribution{2, 16, 1.0}, 0.5, 8};
   SizeDistribution group_size{3, 30, 1.0};
@@ -83,6 +84,15 @@ struct OutageRunConfig {
   // Test-only fault: the msg service acknowledges a send before its inbox
   // commit (MsgServiceConfig::unsafe_ack_before_inbox_commit).
   bool unsafe_ack_before_inbox_commit = false;
+  // The deployment to start from; none: deploy::single_datacenter_spec()
+  // with msg, access, group and fanout once per zone. Its datacenter's zones
+  // must include `zone` (when set); its templates' ticket keys and observers
+  // are filled in here, everything else (instances, servers, costs) is kept.
+  std::optional<deploy::DeploymentSpec> spec;
+  // Rate shapes over simulated time (thinning): the 1:1 users' and the group
+  // senders'. Default flat.
+  DailyShape shape;
+  DailyShape group_shape;
 };
 
 // What is wrong with a config (empty: nothing), naming the field.
@@ -98,9 +108,21 @@ class OutageRun {
   OutageRun& operator=(const OutageRun&) = delete;
 
   // Runs traffic, the outage and the end phase, then the checker. False
-  // (with `why`) if the simulation failed or a phase missed its limit; the
-  // verdict is then not computed.
-  bool run(std::string* why);
+  // (with `why`) if the simulation failed or a phase missed its limit
+  // (end_phase_timed_out() then says which); the verdict is then not
+  // computed. Faults of the caller's own are scheduled with sim().at(...)
+  // before run(); `before_end_phase` (if set) runs when the traffic stops,
+  // before the end phase (e.g. to heal everything).
+  bool run(std::string* why, const std::function<void()>& before_end_phase = {});
+  // The end phase missed its limit (liveness), as opposed to a node failure.
+  bool end_phase_timed_out() const { return end_timed_out_; }
+  // Adds a mark to the timeline (kept in time order by run()).
+  void add_mark(TimePoint at, std::string what) { timeline_.push_back({at, std::move(what)}); }
+  SimDeployment& sim_deployment() { return *deployment_; }
+  // When the traffic started and stopped, and when the end phase finished.
+  TimePoint traffic_start() const { return start_at_; }
+  TimePoint traffic_end() const { return end_at_; }
+  TimePoint end_phase_done() const { return done_at_; }
 
   struct Mark {
     TimePoint at;
@@ -136,8 +158,10 @@ class OutageRun {
   std::unique_ptr<SimDeployment> deployment_;
   std::unique_ptr<MessagingWorkload> one_to_one_;
   std::unique_ptr<GroupWorkload> groups_;
+  void schedule_zone_outage();
   size_t zone_nodes_ = 0;
-  TimePoint down_at_, up_at_, end_at_;
+  TimePoint down_at_, up_at_, end_at_, start_at_, done_at_;
+  bool end_timed_out_ = false;
   std::vector<Mark> timeline_;
   std::optional<checkers::messaging::MessagingVerdict> verdict_;
 };

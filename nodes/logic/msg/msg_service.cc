@@ -95,8 +95,10 @@ MsgService::MsgService(Runtime& rt, MsgServiceConfig config)
 MsgService::~MsgService() = default;
 
 void MsgService::start() {
+  rpc::MethodSpec send = kSendMethod;
+  if (config_.send_cost) send.cost = *config_.send_cost;
   endpoint_.register_method<SendRequest, SendReply>(
-      kSendMethod, [this](rpc::CallContext ctx, SendRequest req) -> Task<rpc::Result<SendReply>> {
+      send, [this](rpc::CallContext ctx, SendRequest req) -> Task<rpc::Result<SendReply>> {
         return serve_send(std::move(ctx), std::move(req));
       });
   endpoint_.register_method<SyncRequest, SyncReply>(

@@ -165,6 +165,9 @@ struct MsgServiceConfig {
   seqsvr::SeqClientConfig seq;                    // filled by make_node
   ticket::KeyRingConfig keys;                     // the ticket keys (from the template)
   rpc::ServerConfig server;
+  // The service cost of one msg.Send (the CPU time a worker spends on it);
+  // none: kSendMethod's. Overload experiments raise it to set a capacity.
+  std::optional<Duration> send_cost;
   rpc::RouterConfig router;
   shard::ShardedKvClientConfig kv;
   // Longest a request works before answering (further capped by the
