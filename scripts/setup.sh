@@ -16,7 +16,7 @@ PACKAGES=(
   build-essential cmake python3
   libboost-dev libsqlite3-dev libprotobuf-dev protobuf-compiler
   libfmt-dev libcli11-dev libgtest-dev libbenchmark-dev
-  libssl-dev nlohmann-json3-dev
+  libssl-dev nlohmann-json3-dev libyaml-cpp-dev
   libgoogle-perftools-dev  # tcmalloc_minimal: the executables' allocator
   locales  # localedef data: the locale test generates a comma-decimal locale
 )

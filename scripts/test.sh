@@ -10,8 +10,8 @@
 # --sanitize: the same set-up, then a second build with AddressSanitizer and
 # UndefinedBehaviorSanitizer (-DWXSIM_SANITIZE=ON, RelWithDebInfo) in
 # build-sanitize/ ($WXSIM_SANITIZE_BUILD_DIR), and the runtime, simulation,
-# storage, RPC, logic, access, deployment and checker tests under it (ctest
-# labels). Any sanitizer report aborts its test. Seeded sweeps run fewer seeds there ($WX_SEEDS, default below);
+# storage, RPC, logic, access, deployment, checker and scenario-reader tests
+# under it (ctest labels). Any sanitizer report aborts its test. Seeded sweeps run fewer seeds there ($WX_SEEDS, default below);
 # set WX_SEEDS yourself for a deeper sanitized sweep.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,4 +46,4 @@ export WX_SEEDS="${WX_SEEDS:-3}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 echo "test: sanitized run, WX_SEEDS=$WX_SEEDS"
-ctest --test-dir "$SAN_DIR" --output-on-failure -j "$JOBS" -L '^(runtime|sim|storage|rpc|logic|access|deploy|checkers)$' "$@"
+ctest --test-dir "$SAN_DIR" --output-on-failure -j "$JOBS" -L '^(runtime|sim|storage|rpc|logic|access|deploy|checkers|scenario)$' "$@"
