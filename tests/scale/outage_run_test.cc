@@ -8,8 +8,8 @@
 //     message (1:1 and group) is in every recipient's synced client state
 //     exactly once, in per-recipient order, and every client's sync state
 //     equals the server's. WX_SEEDS seeds (default 3).
-//   * HundredUsers…: the same scenario at 100 users and 10 groups, WX_SEEDS
-//     seeds (default 50), in 5 shards.
+//   (The 100-user sweep that was here is now the scenario sweep of
+//   scenarios/zone-outage.yaml, tests/scale/scenario_run_test.cc.)
 //   * AckBeforeInboxCommit…: the test-only fault (the msg service
 //     acknowledges before the inbox commit) in the same scenario makes the
 //     no-loss check fail, naming the message, the recipient and the seed.
@@ -107,23 +107,6 @@ TEST(OutageRun, ThousandUsersTenMinutesZoneDarkForTwoMinutesLosesNothing) {
     if (HasFatalFailure()) return;
   }
 }
-
-// The 100-user sweep runs as kHundredShards tests (shard k takes every
-// kHundredShards-th seed of the range, from the k-th), so that ctest spreads
-// it over the cores; WX_SEEDS still counts the seeds of the whole sweep.
-constexpr int kHundredShards = 5;
-
-class HundredUsers : public ::testing::TestWithParam<int> {};
-
-TEST_P(HundredUsers, TenMinutesZoneDarkForTwoMinutesLosesNothing) {
-  const testing::SeedRange seeds = testing::seed_range(50);
-  for (uint64_t seed = seeds.first + static_cast<uint64_t>(GetParam()); seed < seeds.end(); seed += kHundredShards) {
-    run_seed(scenario(seed, 100, 10));
-    if (HasFatalFailure()) return;
-  }
-}
-
-INSTANTIATE_TEST_SUITE_P(OutageRun, HundredUsers, ::testing::Range(0, kHundredShards));
 
 TEST(OutageRun, AckBeforeInboxCommitIsCaughtNamingMessageRecipientAndSeed) {
   // The fault loses a message only when a send's background append fails
