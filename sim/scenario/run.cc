@@ -12,6 +12,7 @@
 
 #include "checkers/messaging.h"
 #include "nodes/runtime/random.h"
+#include "nodes/storage/inbox/inbox_service.h"
 
 namespace wx::scenario {
 
@@ -116,6 +117,19 @@ ScenarioRun::ScenarioRun(Scenario scenario, RunOptions options)
   spec.templates.msg.server.workers = d.msg_workers;
   spec.templates.msg.server.fast_reject = d.fast_reject;
   if (d.msg_send_cost > Duration::zero()) spec.templates.msg.send_cost = d.msg_send_cost;
+  if (scenario_.expect.acked_on_zones > 0) {
+    // Record which zone persisted which inbox record when: the facts the
+    // acked_on_zones expectation is judged from.
+    spec.templates.kv.persisted_observer = [this](NodeId node, const std::vector<std::string>& keys) {
+      sim::Simulation& s = run_->sim();
+      for (const std::string& k : keys) {
+        auto rec = inbox::parse_inbox_key(k);
+        if (!rec) continue;
+        copies_.push_back({s.now().ns(), s.placement(node).zone, run_->deployment().node(node).name, rec->first,
+                           rec->second});
+      }
+    };
+  }
   c.spec = std::move(spec);
   c.shape = shape_of(w.rate_windows, false);
   c.group_shape = shape_of(w.rate_windows, true);
@@ -486,6 +500,22 @@ void ScenarioRun::judge() {
       }
     }
     expectations_.push_back(std::move(r));
+  }
+  if (e.acked_on_zones > 0) {
+    const cm::ReplicationVerdict r = cm::check_acks_on_zones(run_->history(), copies_, e.acked_on_zones);
+    ExpectationResult x{"acked_on_zones", r.ok() && r.acks_checked > 0, ""};
+    if (r.acks_checked == 0) {
+      x.evidence = fmt::format("no acknowledged deliveries to judge; seed {}", seed_);
+    } else if (r.ok()) {
+      x.evidence = fmt::format("each of {} acknowledged deliveries was durably on >= {} zones when acknowledged "
+                               "({} inbox records persisted by replicas)",
+                               r.acks_checked, e.acked_on_zones, copies_.size());
+    } else {
+      x.evidence = fmt::format("{} of {} acknowledged deliveries were on fewer than {} zones when acknowledged; "
+                               "first: {}; seed {}",
+                               r.violations, r.acks_checked, e.acked_on_zones, r.examples.front(), seed_);
+    }
+    expectations_.push_back(std::move(x));
   }
   const Duration converge = run_->end_phase_done() - run_->traffic_end();
   expectations_.push_back({"converge_within", true,

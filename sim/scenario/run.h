@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "checkers/availability.h"
+#include "checkers/replication.h"
 #include "sim/scenario/scenario.h"
 #include "sim/workload/outage_run.h"
 
@@ -97,6 +98,8 @@ class ScenarioRun {
   double swarm_rate_factor() const { return swarm_factor_; }
   sim::workload::OutageRun& outage() { return *run_; }
   sim::Simulation& sim() { return run_->sim(); }
+  // Inbox records as the KV replicas persisted them (for acked_on_zones).
+  const std::vector<checkers::messaging::StoredCopy>& stored_copies() const { return copies_; }
 
   // The human summary (phases, faults, expectations, checker violations).
   std::string summary();
@@ -139,6 +142,7 @@ class ScenarioRun {
   std::optional<std::string> failure_;
   std::vector<ExpectationResult> expectations_;
   std::vector<PhaseReport> phases_;
+  std::vector<checkers::messaging::StoredCopy> copies_;
 };
 
 // Compares two runs' traces (records kept: SimConfig::trace_records_max).

@@ -634,6 +634,7 @@ Expectations parse_expect(const YAML::Node& n, const std::string& path) {
                             std::pair{"no_cross_user_access", &e.no_cross_user_access}}) {
     if (auto v = m.get(key)) *field = read_bool(*v, m.child(key));
   }
+  if (auto v = m.get("acked_on_zones")) e.acked_on_zones = read_uint(*v, m.child("acked_on_zones"), 0, 3);
   if (auto v = m.get("converge_within")) {
     e.converge_within = read_duration(*v, m.child("converge_within"), seconds(10), minutes(60));
   }
@@ -657,7 +658,7 @@ Expectations parse_expect(const YAML::Node& n, const std::string& path) {
     e.goodput_min[ph] = read_rate(x, p, 1e9) / 60.0;
   });
   m.finish({"no_loss", "no_duplicates", "order", "convergence", "unique_ids", "no_cross_user_access",
-            "converge_within", "availability", "latency_p99", "goodput"});
+            "acked_on_zones", "converge_within", "availability", "latency_p99", "goodput"});
   return e;
 }
 

@@ -172,6 +172,9 @@ struct Expectations {
   bool convergence = true;           // convergence (every type)
   bool unique_ids = true;            // a message id names one message; one id per client message
   bool no_cross_user_access = true;  // origin: nothing reaches a user it was not sent to
+  // Every acknowledged inbox record was durably on at least this many zones
+  // when acknowledged (checkers/replication.h); 0: not judged.
+  size_t acked_on_zones = 2;
   // Liveness: after the traffic stops and every fault has healed, the
   // deployment converges (everything delivered and synced) within this.
   Duration converge_within = minutes(5);

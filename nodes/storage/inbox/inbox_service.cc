@@ -23,6 +23,19 @@ std::string inbox_key(uint64_t uid, uint64_t seq) {
   return k;
 }
 
+std::optional<std::pair<uint64_t, uint64_t>> parse_inbox_key(std::string_view key) {
+  if (key.substr(0, kInboxKeyPrefix.size()) != kInboxKeyPrefix) return std::nullopt;
+  const std::string_view rest = key.substr(kInboxKeyPrefix.size());
+  const size_t slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0) return std::nullopt;
+  uint64_t uid = 0;
+  auto [p, ec] = std::from_chars(rest.data(), rest.data() + slash, uid);
+  if (ec != std::errc() || p != rest.data() + slash) return std::nullopt;
+  std::optional<uint64_t> seq = seq_of_key(key);
+  if (!seq || rest.size() - slash - 1 != static_cast<size_t>(kSeqDigits)) return std::nullopt;
+  return std::make_pair(uid, *seq);
+}
+
 std::string head_key(uint64_t uid) {
   std::string k(kInboxHeadKeyPrefix);
   k += std::to_string(uid);

@@ -74,6 +74,8 @@ std::string inbox_key(uint64_t uid, uint64_t seq);
 std::optional<uint64_t> seq_of_key(std::string_view key);
 // "inboxhead/<uid>"
 std::string head_key(uint64_t uid);
+// (uid, seq) of an inbox key ("inbox/<uid>/<seq>"); nullopt for any other key.
+std::optional<std::pair<uint64_t, uint64_t>> parse_inbox_key(std::string_view key);
 
 struct InboxServiceConfig : shard::DataServiceConfig {
   InboxServiceConfig() = default;

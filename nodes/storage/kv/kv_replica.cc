@@ -219,6 +219,21 @@ void KvReplica::pump() {
   was_leader_ = leader;
 }
 
+void KvReplica::notify_persisted(const std::vector<paxos::Entry>& entries) {
+  std::vector<std::string> keys;
+  for (const paxos::Entry& e : entries) {
+    if (e.is_noop()) continue;
+    Command cmd;
+    if (!cmd.ParseFromString(e.command)) continue;
+    if (cmd.kind() == Command::TXN) {
+      for (const auto& w : cmd.writes()) keys.push_back(w.key());
+    } else {
+      keys.push_back(cmd.key());
+    }
+  }
+  if (!keys.empty()) config_.persisted_observer(rt_.node_id(), keys);
+}
+
 void KvReplica::persist_and_apply(const paxos::Ready& rd) {
   bool finish_marker = !initialized_ && !replica_->recovering();
   if (!rd.hard_state && rd.entries_to_persist.empty() && rd.committed.empty() && !finish_marker) return;
@@ -261,6 +276,7 @@ void KvReplica::persist_and_apply(const paxos::Ready& rd) {
     }
     db.exec("COMMIT");
     if (finish_marker) initialized_ = true;
+    if (config_.persisted_observer && !rd.entries_to_persist.empty()) notify_persisted(rd.entries_to_persist);
     // Answer the writers waiting on this replica.
     for (const auto& [cmd, w] : results) {
       auto [lo, hi] = pending_writes_.equal_range(cmd.client_id());

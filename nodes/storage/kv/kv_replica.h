@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <deque>
 #include <map>
 #include <memory>
@@ -92,6 +93,11 @@ struct KvReplicaConfig {
   // false: every read runs a round.
   bool lease_reads = true;
   rpc::ServerConfig server;
+  // Test and scenario hook (empty: off, no cost): called after each SQLite
+  // commit that persisted log entries, with the keys those entries write —
+  // what a history recorder needs to judge "every acknowledged write was on
+  // at least two zones" (checkers/replication.h). Never used for behaviour.
+  std::function<void(NodeId self, const std::vector<std::string>& keys)> persisted_observer;
 
   // Elections in ~150–300 ms with 10 ms ticks.
   static paxos::Config default_paxos() {
@@ -140,6 +146,7 @@ class KvReplica final : public Node {
   void open_storage(paxos::HardState& hs, std::vector<paxos::Entry>& log);
   void pump();
   void persist_and_apply(const paxos::Ready& rd);
+  void notify_persisted(const std::vector<paxos::Entry>& entries);
   Wake apply_command(const Command& cmd);
   void send(const paxos::Message& m);
   void on_leadership_lost();
