@@ -1,6 +1,6 @@
 // wxsim: the command-line face of the testbed.
 //
-// Only subcommands that exist are registered; later ones (run, sweep, replay,
+// Only subcommands that exist are registered; later ones (run, replay,
 // cluster, client) arrive with the capabilities behind them.
 #include <CLI/CLI.hpp>
 
@@ -17,10 +17,13 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   wx::cli::add_demo_command(app, exit_code);
   wx::cli::add_node_command(app, exit_code);
+  wx::cli::add_sweep_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every other parse error is bad input: 2
+    // (CLI11's own codes are 100 and up).
+    return app.exit(e) == 0 ? 0 : 2;
   }
   return exit_code;
 }
