@@ -155,8 +155,9 @@ std::string self_exe() {
   return ec ? std::string("/proc/self/exe") : p.string();
 }
 
-// `wxsim run FILE --check`: 0 when the scenario is valid, else the message
-// to print (the check's own output first) and exit 2.
+// `wxsim run FILE --check`: nullopt when the scenario is valid; else the
+// check's own output is copied to stderr and the message to print (exit 2)
+// returned.
 std::optional<std::string> check_scenario(const std::string& exe, const std::string& file) {
   std::FILE* out = std::tmpfile();
   if (!out) return fmt::format("cannot create a temporary file: {}", std::strerror(errno));
@@ -185,9 +186,11 @@ std::optional<std::string> check_scenario(const std::string& exe, const std::str
   size_t n = 0;
   while ((n = std::fread(buf, 1, sizeof buf, out)) > 0 && text.size() < (1u << 20)) text.append(buf, n);
   if (!text.empty() && text.back() != '\n') text += '\n';
+  // The check's own message (file:line:col: ...) first, as it wrote it.
+  std::fwrite(text.data(), 1, text.size(), stderr);
   const std::string how = WIFEXITED(status) ? fmt::format("exited {}", WEXITSTATUS(status))
                                             : fmt::format("was killed by {}", signal_name(WTERMSIG(status)));
-  return fmt::format("{}scenario '{}' is not valid: `wxsim run {} --check` {}", text, file, shell_quote(file), how);
+  return fmt::format("scenario '{}' is not valid: `wxsim run {} --check` {}", file, shell_quote(file), how);
 }
 
 // The seed's report.json, read into `r` (trace hash, failed expectations);
@@ -241,7 +244,7 @@ std::string describe(const SeedResult& r) {
   return d;
 }
 
-bool write_json_file(const fs::path& path, const json& j, std::string& error) {
+bool write_json_file(const fs::path& path, const nlohmann::ordered_json& j, std::string& error) {
   const fs::path tmp = path.string() + ".tmp";
   {
     std::ofstream out(tmp);
@@ -461,16 +464,13 @@ int run_sweep(const SweepOptions& o, const std::string& program) {
   };
 
   auto reap = [&] {
-    bool any = false;
     for (;;) {
       int status = 0;
       rusage ru{};
       const pid_t pid = ::wait4(-1, &status, WNOHANG, &ru);
       if (pid <= 0) break;
       finish(pid, status, ru);
-      any = true;
     }
-    return any;
   };
 
   std::string spawn_error;
@@ -496,18 +496,20 @@ int run_sweep(const SweepOptions& o, const std::string& program) {
       ++launched;
     }
     if (!spawn_error.empty() && running.empty()) break;
-    // Wait for a child, a signal or the next redraw; after a reap only look
-    // (a zero timeout), so that a stream of finishing seeds cannot delay an
-    // interrupt.
-    const bool reaped = reap();
-    const timespec timeout{0, reaped ? 0 : bar.enabled() ? 250'000'000 : 999'999'999};
+    bar.draw(record.results.size(), total, failed, running.size(), elapsed());
+    // Wait for a child to exit (SIGCHLD), an interrupt or the next redraw.
+    // Every reap takes all exited children, so a child exiting after it
+    // leaves SIGCHLD pending and the next wait returns at once; SIGINT and
+    // SIGTERM are taken before SIGCHLD (lower numbers first), so finishing
+    // seeds cannot delay an interrupt.
+    const timespec timeout{0, bar.enabled() ? 250'000'000 : 999'999'999};
     siginfo_t info;
     const int signo = ::sigtimedwait(&waited, &info, &timeout);
     if (signo == SIGINT || signo == SIGTERM) {
       interrupted_by = signo;
       break;
     }
-    bar.draw(record.results.size(), total, failed, running.size(), elapsed());
+    reap();
   }
 
   if (interrupted_by != 0 || !spawn_error.empty()) {

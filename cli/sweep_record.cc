@@ -41,19 +41,21 @@ Tally tally(const std::vector<SeedResult>& results) {
 
 namespace {
 
-json range_json(const std::optional<SeedRange>& r) {
+using ojson = nlohmann::ordered_json;
+
+ojson range_json(const std::optional<SeedRange>& r) {
   if (!r) return nullptr;
-  return json{{"first", r->first}, {"last", r->last}};
+  return ojson{{"first", r->first}, {"last", r->last}};
 }
 
-json result_json(const SeedResult& r) {
-  json j;
+ojson result_json(const SeedResult& r) {
+  ojson j;
   j["seed"] = r.seed;
   j["status"] = to_string(r.status);
   j["passed"] = r.status == Status::passed;
-  j["exit"] = r.exit_code ? json(*r.exit_code) : json(nullptr);
-  j["signal"] = r.signal ? json(*r.signal) : json(nullptr);
-  j["trace_hash"] = r.trace_hash ? json(*r.trace_hash) : json(nullptr);
+  j["exit"] = r.exit_code ? ojson(*r.exit_code) : ojson(nullptr);
+  j["signal"] = r.signal ? ojson(*r.signal) : ojson(nullptr);
+  j["trace_hash"] = r.trace_hash ? ojson(*r.trace_hash) : ojson(nullptr);
   j["failed_expectations"] = r.failed_expectations;
   j["note"] = r.note;
   j["wall_seconds"] = r.wall_seconds;
@@ -154,32 +156,32 @@ SeedResult result_from(const json& j, size_t index) {
 
 }  // namespace
 
-json to_json(const SweepRecord& record) {
+ojson to_json(const SweepRecord& record) {
   const Tally t = tally(record.results);
-  json j;
+  ojson j;
   j["format"] = kSweepFormat;
   j["scenario"] = record.scenario;
   j["file"] = record.file;
   j["program"] = record.program;
   j["swarm"] = record.swarm;
   j["seeds"] = range_json(record.seeds);
-  j["shard"] = record.shard ? json{{"index", record.shard->index}, {"count", record.shard->count}} : json(nullptr);
+  j["shard"] = record.shard ? ojson{{"index", record.shard->index}, {"count", record.shard->count}} : ojson(nullptr);
   j["slice"] = range_json(record.slice);
   j["complete"] = record.complete;
   j["jobs"] = record.jobs;
   j["wall_seconds"] = record.wall_seconds;
-  j["summary"] = json{{"run", t.run},       {"passed", t.passed},          {"failed", t.failed},
-                      {"crashed", t.crashed}, {"cpu_seconds", t.cpu_seconds}};
-  json results = json::array(), failures = json::array();
+  j["summary"] = ojson{{"run", t.run},       {"passed", t.passed},          {"failed", t.failed},
+                       {"crashed", t.crashed}, {"cpu_seconds", t.cpu_seconds}};
+  ojson results = ojson::array(), failures = ojson::array();
   for (const SeedResult& r : record.results) {
     results.push_back(result_json(r));
     if (r.status == Status::passed) continue;
-    json f = result_json(r);
+    ojson f = result_json(r);
     f["reproduce"] = reproduce_line(record.program, record.file, r.seed, record.swarm);
     failures.push_back(std::move(f));
   }
-  j["results"] = std::move(results);
   j["failures"] = std::move(failures);
+  j["results"] = std::move(results);
   return j;
 }
 

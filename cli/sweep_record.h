@@ -63,8 +63,9 @@ struct SweepRecord {
 };
 
 // The JSON of a record, with its derived "summary" and "failures" (each
-// failure with its reproduction line).
-nlohmann::json to_json(const SweepRecord& record);
+// failure with its reproduction line); keys in a fixed, readable order
+// (format and identity first, the per-seed results last).
+nlohmann::ordered_json to_json(const SweepRecord& record);
 // A record from JSON; an error names the field that is missing or wrong.
 Parsed<SweepRecord> record_from_json(const nlohmann::json& j);
 

@@ -258,7 +258,7 @@ SweepRecord shard_record(SeedRange seeds, Shard shard, Status failing_status = S
 
 TEST(SweepRecordJson, RoundTripsAndListsFailuresWithReproductionLines) {
   const SweepRecord r = shard_record({1, 10}, {1, 3}, Status::failed, {5});
-  const nlohmann::json j = to_json(r);
+  const nlohmann::ordered_json j = to_json(r);
   EXPECT_EQ(j["format"], kSweepFormat);
   EXPECT_EQ(j["results"].size(), 3u);
   EXPECT_EQ(j["summary"]["run"], 3);
@@ -281,7 +281,7 @@ TEST(SweepRecordJson, RoundTripsAndListsFailuresWithReproductionLines) {
 }
 
 TEST(SweepRecordJson, MalformedRecordsNameTheField) {
-  nlohmann::json j = to_json(shard_record({1, 10}, {0, 1}));
+  nlohmann::json j = nlohmann::json::parse(to_json(shard_record({1, 10}, {0, 1})).dump());
   auto expect_error = [](nlohmann::json bad, const std::string& needle) {
     const Parsed<SweepRecord> p = record_from_json(bad);
     EXPECT_FALSE(p);
@@ -338,7 +338,7 @@ TEST(SweepMerge, ThreeShardsMergeToEverySeedOnce) {
   EXPECT_EQ(t.passed, 8u);
   EXPECT_EQ(t.failed, 2u);
   // The merged record is a valid sweep.json itself.
-  EXPECT_TRUE(record_from_json(to_json(m.merged)));
+  EXPECT_TRUE(record_from_json(nlohmann::json::parse(to_json(m.merged).dump())));
 }
 
 TEST(SweepMerge, AMissingShardAndARepeatedShardAreReported) {
