@@ -30,10 +30,12 @@ namespace {
 // A small scenario that passes: a few users, no faults.
 const std::string kTinyScenario = std::string(WXSIM_SOURCE_DIR) + "/tests/scenarios/sweep_tiny.yaml";
 // The test-only fault (deployment.test_only: ack before the inbox commit) with
-// random fault phases: a swarm sweep over kSwarmSeeds fails on some seed.
+// random fault phases: a swarm sweep over kSwarmSeeds fails on some seed (when
+// this was written, every seed of 1..4 failed no_loss; widen the range if the
+// scenario ever makes failures rarer).
 const std::string kAckBeforeCommitScenario =
     std::string(WXSIM_SOURCE_DIR) + "/tests/scenarios/ack_before_commit_swarm.yaml";
-const std::string kSwarmSeeds = "1..8";
+const std::string kSwarmSeeds = "1..4";
 
 bool is_hex16(const nlohmann::json& v) {
   if (!v.is_string()) return false;
