@@ -193,9 +193,17 @@ TEST(SweepRun, SigintStopsTheSweepWithAPartialRecord) {
     }
     return false;
   };
-  const auto deadline = ChildProcess::Clock::now() + std::chrono::seconds(300);
+  const auto deadline = ChildProcess::Clock::now() + std::chrono::seconds(240);
+  std::optional<int> ended;  // the sweep ended on its own (it must not)
   while (!seed_started() && ChildProcess::Clock::now() < deadline) {
+    ended = p.wait(ChildProcess::Clock::now());
+    if (ended) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (ended) {
+    const auto now = ChildProcess::Clock::now() + std::chrono::seconds(5);
+    FAIL() << "the sweep ended before it was interrupted (wait status " << *ended << ")\nstdout:\n"
+           << p.read_stdout(now) << "stderr:\n" << p.read_stderr(now);
   }
   ASSERT_TRUE(seed_started()) << "the sweep never started a seed";
   p.signal(SIGINT);
