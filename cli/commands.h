@@ -23,4 +23,14 @@ void add_run_command(CLI::App& app, int& exit_code);
 // `wxsim node`: runs one node on real sockets (production mode).
 void add_node_command(CLI::App& app, int& exit_code);
 
+// `wxsim sweep SCENARIO --seeds A..B [--jobs N] [--swarm] [--shard I/N]
+// [--out DIR] [--keep-passing]`: the scenario over a range of seeds (or one
+// shard of it), each seed a `wxsim run` child process; writes DIR/sweep.json
+// and prints every failing seed with the command that reproduces it. Exit 0:
+// every seed passed; 1: one failed or crashed; 2: bad input.
+// `wxsim sweep-merge DIR... [--out FILE]`: merges shards' sweep.json; exit 0
+// all passed and every seed covered exactly once, 1 failures, 2 bad input or
+// incomplete coverage. docs/sweeps.md.
+void add_sweep_command(CLI::App& app, int& exit_code);
+
 }  // namespace wx::cli

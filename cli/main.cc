@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   wx::cli::add_demo_command(app, exit_code);
   wx::cli::add_run_command(app, exit_code);
   wx::cli::add_node_command(app, exit_code);
+  wx::cli::add_sweep_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
