@@ -20,7 +20,8 @@ int64_t WindowStats::latency_ns(double p) const {
   return latencies_ns[std::min(idx, latencies_ns.size() - 1)];
 }
 
-std::vector<WindowStats> send_stats(const History& history, const std::vector<Window>& windows) {
+std::vector<WindowStats> send_stats(const History& history, const std::vector<Window>& windows,
+                                    const std::function<bool(const std::string& process)>& include) {
   struct Track {
     int64_t first_invoke = -1;
     int64_t ok_at = -1;
@@ -30,6 +31,7 @@ std::vector<WindowStats> send_stats(const History& history, const std::vector<Wi
   std::map<std::pair<std::string, std::string>, Track> sends;        // (process, client msg id)
   for (const Event& e : history) {
     if (const auto* inv = std::get_if<Invoke>(&e.body)) {
+      if (include && !include(e.process)) continue;
       if (const auto* s = std::get_if<SendRequest>(&inv->request)) {
         op_cmid[{e.process, inv->op_id}] = s->client_msg_id;
         Track& t = sends[{e.process, s->client_msg_id}];

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,7 +38,9 @@ struct WindowStats {
   int64_t latency_ns(double p) const;
 };
 
-// Stats per window, in the order given. Windows may overlap.
-std::vector<WindowStats> send_stats(const History& history, const std::vector<Window>& windows);
+// Stats per window, in the order given. Windows may overlap. With
+// `include`, only the sends of processes it accepts count.
+std::vector<WindowStats> send_stats(const History& history, const std::vector<Window>& windows,
+                                    const std::function<bool(const std::string& process)>& include = {});
 
 }  // namespace wx::checkers::messaging

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <utility>
@@ -431,7 +432,17 @@ bool ScenarioRun::run() {
   std::vector<cm::Window> windows{{"before", t0.ns(), f0.ns()}, {"during", f0.ns(), f1.ns()}, {"after", f1.ns(), t1.ns()}};
   auto stats = cm::send_stats(run_->history(), windows);
   phases_.clear();
-  for (size_t i = 0; i < kPhases; ++i) phases_.push_back({static_cast<Phase>(i), std::move(stats[i])});
+  for (size_t i = 0; i < kPhases; ++i) phases_.push_back({static_cast<Phase>(i), std::move(stats[i]), {}});
+  const std::map<std::string, std::string>& zone_of = run_->preferred_zones();
+  std::vector<std::string> groups = scenario_.deployment.zones;
+  groups.push_back("direct");
+  for (const std::string& g : groups) {
+    auto per = cm::send_stats(run_->history(), windows, [&](const std::string& process) {
+      auto it = zone_of.find(process);
+      return it != zone_of.end() ? it->second == g : g == "direct";
+    });
+    for (size_t i = 0; i < kPhases; ++i) phases_[i].by_zone.emplace_back(g, std::move(per[i]));
+  }
   if (ok) judge();
   else {
     expectations_.clear();
@@ -598,6 +609,17 @@ std::string ScenarioRun::summary() {
                        st.ok ? to_string(nanoseconds(st.latency_ns(0.5))) : std::string("-"),
                        st.ok ? to_string(nanoseconds(st.latency_ns(0.99))) : std::string("-"), st.goodput_per_s());
   }
+  out += "\nper access zone (1:1 users by the access zone they prefer; group senders call msg directly):\n";
+  out += fmt::format("  {:<7} {:<7} {:>14} {:>8} {:>9} {:>9}\n", "phase", "zone", "ok/attempted", "avail", "p50", "p99");
+  for (const PhaseReport& p : phases_) {
+    for (const auto& [zone, st] : p.by_zone) {
+      if (st.attempted == 0) continue;
+      out += fmt::format("  {:<7} {:<7} {:>14} {:>8} {:>9} {:>9}\n", to_string(p.phase), zone,
+                         fmt::format("{}/{}", st.ok, st.attempted), fmt::format("{:.4f}", st.availability()),
+                         st.ok ? to_string(nanoseconds(st.latency_ns(0.5))) : std::string("-"),
+                         st.ok ? to_string(nanoseconds(st.latency_ns(0.99))) : std::string("-"));
+    }
+  }
   out += "\nexpectations:\n";
   for (const ExpectationResult& r : expectations_) {
     out += fmt::format("  {:<4} {:<22} {}\n", r.passed ? "ok" : "FAIL", r.name, r.evidence);
@@ -634,6 +656,14 @@ std::string ScenarioRun::report_json() {
                   {"latency_p50_ms", static_cast<double>(st.latency_ns(0.5)) / 1e6},
                   {"latency_p99_ms", static_cast<double>(st.latency_ns(0.99)) / 1e6},
                   {"goodput_per_s", st.goodput_per_s()}});
+    auto& z = ph.back()["by_zone"] = nlohmann::ordered_json::object();
+    for (const auto& [zone, zs] : p.by_zone) {
+      z[zone] = {{"attempted", zs.attempted},
+                 {"ok", zs.ok},
+                 {"availability", zs.availability()},
+                 {"latency_p50_ms", static_cast<double>(zs.latency_ns(0.5)) / 1e6},
+                 {"latency_p99_ms", static_cast<double>(zs.latency_ns(0.99)) / 1e6}};
+    }
   }
   auto& fa = j["faults"] = nlohmann::ordered_json::array();
   for (const AppliedFault& a : applied_) {

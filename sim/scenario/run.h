@@ -67,6 +67,10 @@ struct AppliedFault {
 struct PhaseReport {
   Phase phase = Phase::before;
   checkers::messaging::WindowStats stats;
+  // The same, per access zone: the 1:1 users grouped by the access zone they
+  // prefer (zone name), and the group senders, which call msg directly
+  // ("direct").
+  std::vector<std::pair<std::string, checkers::messaging::WindowStats>> by_zone;
 };
 
 class ScenarioRun {

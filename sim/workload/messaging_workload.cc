@@ -408,6 +408,7 @@ MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment,
     lc.ticket = cc.ticket;
     lc.datacenter = config_.client_datacenter;
     lc.preferred_zone = zones.empty() ? std::string() : zones[i % zones.size()];
+    preferred_zones_[cc.process] = lc.preferred_zone;
     SimUserPlan plan;
     for (size_t j : graph_[i]) plan.contacts.push_back(registered_ ? j : uids_[j]);
     plan.send_mean = config_.send_interval_mean;

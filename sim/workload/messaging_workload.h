@@ -38,6 +38,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -247,6 +248,9 @@ class MessagingWorkload {
   // The users' uids (register_users: those registered so far, 0 before, by
   // index).
   const std::vector<uint64_t>& uids() const { return registered_ ? registered_->uid : uids_; }
+  // Each user's process name → the access zone it prefers (round robin over
+  // the datacenter's zones; empty without a datacenter).
+  const std::map<std::string, std::string>& preferred_zones() const { return preferred_zones_; }
   const std::vector<NodeId>& user_nodes() const { return users_; }
   NodeId reader_node() const { return reader_; }
   // The path the users were given (automatic resolved).
@@ -275,6 +279,7 @@ class MessagingWorkload {
   SimDeployment& deployment_;
   MessagingWorkloadConfig config_;
   std::vector<uint64_t> uids_;
+  std::map<std::string, std::string> preferred_zones_;
   ContactGraph graph_;
   std::vector<NodeId> users_;
   NodeId reader_;

@@ -148,6 +148,8 @@ class OutageRun {
   // Group message id → when the last member's inbox held it.
   const std::map<std::string, TimePoint>& group_completed_at() const { return recorder_->completed_at(); }
   client::MessagingClient::Stats client_totals() { return one_to_one_->totals(); }
+  // The 1:1 users' processes → the access zone each prefers.
+  const std::map<std::string, std::string>& preferred_zones() const { return one_to_one_->preferred_zones(); }
 
  private:
   OutageRunConfig config_;
