@@ -15,6 +15,10 @@
 //       recorder's totals and to the network's own counters, nodes_up per
 //       second dropping to 0 in zone b during the outage, the runner's
 //       counters in the client zone's datacenter.
+//   RunFiles.WipeRestartAndClockNotesShowOnTheirTracks   a wipe and a later
+//       start, a restart, and a clock change: crash and wipe instants and one
+//       `up` slice per incarnation on the node's track; the clock note as a
+//       global marker.
 //   RunFiles.SameSeedSameBytesAndSameTraceHash   two recorded runs of one
 //       seed write byte-identical files; a run without a recorder has the
 //       same trace hash.
@@ -385,6 +389,49 @@ TEST(RunFiles, OutageRunMetricsCsv) {
     }
   }
   EXPECT_GT(last, r.outage_to_s);
+}
+
+TEST(RunFiles, WipeRestartAndClockNotesShowOnTheirTracks) {
+  workload::OutageRun run(small_outage(8));
+  Simulation& sim = run.sim();
+  const NodeId msg_a = run.deployment().nodes_of(deploy::Role::msg, "dc1").front();
+  const NodeId access_c = run.deployment().nodes_of(deploy::Role::access, "dc1").back();
+  RunRecorder rec(sim, run.deployment());
+  sim.at(TimePoint::zero() + seconds(3), [&] { sim.wipe(msg_a); });
+  sim.at(TimePoint::zero() + seconds(4), [&] { sim.start(msg_a); });
+  sim.at(TimePoint::zero() + milliseconds(3500), [&] { sim.restart(access_c); });
+  sim.at(TimePoint::zero() + seconds(2), [&] { sim.faults().set_clock_rate(access_c, 50); });
+  std::string why;
+  ASSERT_TRUE(run.run(&why)) << why;
+  std::ostringstream t;
+  write_trace_json(t, rec);
+  const Json j = Json::parse(t.str());
+  const int64_t msg_tid = msg_a.value * 100, access_tid = access_c.value * 100;
+  std::vector<std::tuple<std::string, int64_t, int64_t>> msg_events, access_events;  // name, ts, incarnation
+  bool clock_marker = false;
+  for (const Json& e : j["traceEvents"]) {
+    if (e["ph"] == "i" && e["s"] == "g" && e["name"] == fmt::format("clock {} rate +50ppm", to_string(access_c))) {
+      clock_marker = true;
+    }
+    if ((e["ph"] != "X" && e["ph"] != "i") || e["cat"] != "node") continue;
+    auto& list = e["tid"] == msg_tid ? msg_events : access_events;
+    if (e["tid"] != msg_tid && e["tid"] != access_tid) continue;
+    list.emplace_back(e["name"].get<std::string>(), e["ts"].get<int64_t>(), e["args"]["incarnation"].get<int64_t>());
+  }
+  EXPECT_TRUE(clock_marker);
+  // Time order; at one time, the order of the file (crash before wipe).
+  std::stable_sort(msg_events.begin(), msg_events.end(),
+                   [](const auto& a, const auto& b) { return std::get<1>(a) < std::get<1>(b); });
+  using E = std::tuple<std::string, int64_t, int64_t>;
+  EXPECT_EQ(msg_events, (std::vector<E>{{"up", 0, 1}, {"crash", 3'000'000, 1}, {"wipe", 3'000'000, 1}, {"up", 4'000'000, 2}}));
+  std::stable_sort(access_events.begin(), access_events.end(),
+                   [](const auto& a, const auto& b) { return std::get<1>(a) < std::get<1>(b); });
+  ASSERT_EQ(access_events.size(), 3u);
+  EXPECT_EQ(access_events[0], (E{"up", 0, 1}));
+  EXPECT_EQ(std::get<1>(access_events[1]), 3'500'000);
+  EXPECT_EQ(std::get<1>(access_events[2]), 3'500'000);
+  std::set<std::string> at_restart{std::get<0>(access_events[1]), std::get<0>(access_events[2])};
+  EXPECT_EQ(at_restart, (std::set<std::string>{"crash", "up"}));
 }
 
 TEST(RunFiles, SameSeedSameBytesAndSameTraceHash) {
