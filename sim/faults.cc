@@ -31,6 +31,7 @@ TimePoint Faults::now() const {
 
 void Faults::note(uint32_t node, const std::string& what) {
   sim_.kernel().note(TraceTag{TraceKind::fault, node, fnv1a64(what)});
+  sim_.observe_fault(node, what);
   sim_.log(NodeId{node}, 0, LogLevel::info, "fault: " + what);
 }
 

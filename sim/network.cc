@@ -134,8 +134,14 @@ void Network::pump(Connection& c, int d) {
   InFlight f = std::move(dir.queue.front());
   dir.queue.pop_front();
   const size_t bytes = f.frame.size();
-  switch (
-      sim_.arrive(to, f.to_incarnation, Inbound{Inbound::Kind::frame, from, std::move(f.frame)})) {
+  const Simulation::Arrival arrival =
+      sim_.arrive(to, f.to_incarnation, Inbound{Inbound::Kind::frame, from, std::move(f.frame)});
+  if (frame_observer_) {
+    (void)frame_observer_(FrameEvent{arrival == Simulation::Arrival::delivered ? FrameEvent::Kind::delivered
+                                                                                 : FrameEvent::Kind::lost,
+                                     from, to, f.sent_at, now, bytes, {}, f.tag});
+  }
+  switch (arrival) {
     case Simulation::Arrival::delivered:
       ++stats_.frames_delivered;
       stats_.bytes_delivered += bytes;
@@ -156,6 +162,10 @@ void Network::pump(Connection& c, int d) {
 
 SendStatus Network::send(NodeId from, NodeId to, std::string frame) {
   ++stats_.frames_sent;
+  uint64_t tag = 0;
+  if (frame_observer_) {
+    tag = frame_observer_(FrameEvent{FrameEvent::Kind::sent, from, to, sim_.now(), sim_.now(), frame.size(), frame, 0});
+  }
   Connection& c = connection_for(from, to);
   const Policy& p = policy(c);
   const int d = direction(from, to);
@@ -189,7 +199,7 @@ SendStatus Network::send(NodeId from, NodeId to, std::string frame) {
   const uint64_t hash = fnv1a64(frame) ^ (static_cast<uint64_t>(from.value) << 32);
   const bool clogged = p.rules.clog_until > arrival;  // will wait for the clog to end
   if (clogged) ++stats_.frames_clogged;
-  dir.queue.push_back(InFlight{arrival, std::move(frame), hash, sim_.incarnation(to), clogged});
+  dir.queue.push_back(InFlight{arrival, std::move(frame), hash, sim_.incarnation(to), clogged, sim_.now(), tag});
   if (dir.pump == 0) schedule_pump(c, d, arrival);
   return SendStatus::ok;
 }

@@ -43,9 +43,11 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <unordered_map>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "nodes/runtime/node.h"
@@ -74,6 +76,29 @@ struct TcpConfig {
   // back-pressure a node sees.
   size_t in_flight_frames_max = kInFlightFramesMaxDefault;
 };
+
+// What an observer of the network (Network::set_frame_observer) sees of one
+// frame. Observers only read: they must not change the simulation.
+struct FrameEvent {
+  enum class Kind : uint8_t {
+    sent,       // send() was called (before any fault decides the frame's fate)
+    delivered,  // the frame reached the receiver's inbox
+    lost,       // it reached the receiver's host, but the node was gone or its inbox full
+  };
+  Kind kind = Kind::sent;
+  NodeId from, to;
+  TimePoint sent_at;  // when send() was called
+  TimePoint at;       // now (= sent_at for `sent`)
+  size_t bytes = 0;
+  std::string_view frame;  // `sent` only (empty otherwise): the bytes, valid during the call
+  uint64_t tag = 0;        // delivered/lost: what the observer returned for the frame's `sent`
+};
+// Called synchronously for every frame event. For a `sent` event it returns a
+// tag the network keeps with the frame and hands back with its delivered or
+// lost event (0 for frames sent while no observer was set); for the others
+// the return value is ignored. Frames dropped by a fault at send, or lost in
+// flight when their connection breaks, get no second event.
+using FrameObserver = std::function<uint64_t(const FrameEvent&)>;
 
 class Network {
  public:
@@ -124,6 +149,11 @@ class Network {
   const Stats& stats() const { return stats_; }
   const TcpConfig& tcp() const { return tcp_; }
 
+  // One observer of every frame (FrameEvent), or none (empty function, the
+  // default: then nothing is computed for it). Replaces any previous one.
+  void set_frame_observer(FrameObserver observer) { frame_observer_ = std::move(observer); }
+  bool frame_observed() const { return static_cast<bool>(frame_observer_); }
+
  private:
   struct InFlight {
     TimePoint arrival;
@@ -131,6 +161,8 @@ class Network {
     uint64_t hash = 0;  // for the trace
     uint32_t to_incarnation = 0;
     bool clogged = false;
+    TimePoint sent_at;  // for the frame observer
+    uint64_t tag = 0;   // the frame observer's, from the `sent` event
   };
   struct Direction {
     std::deque<InFlight> queue;
@@ -174,6 +206,7 @@ class Network {
   // looked up, never iterated, so its order cannot reach any output.
   std::unordered_map<uint64_t, Connection*> connection_index_;
   Stats stats_;
+  FrameObserver frame_observer_;
 };
 
 }  // namespace wx::sim

@@ -63,6 +63,7 @@ void Simulation::set_clock_offset(NodeId id, Duration offset) {
       "clock " + to_string(id) + " offset " +
       (offset < Duration::zero() ? "-" + to_string(-offset) : to_string(offset));
   kernel_.note(TraceTag{TraceKind::fault, id.value, fnv1a64(what)});
+  observe_fault(id.value, what);
   log(id, s.incarnation, LogLevel::info, "fault: " + what);
   if (s.rt) s.rt->set_clock(s.clock);
 }
@@ -78,6 +79,7 @@ void Simulation::set_clock_rate(NodeId id, int64_t ppm) {
   const std::string what =
       "clock " + to_string(id) + " rate " + (ppm < 0 ? "" : "+") + std::to_string(ppm) + "ppm";
   kernel_.note(TraceTag{TraceKind::fault, id.value, fnv1a64(what)});
+  observe_fault(id.value, what);
   log(id, s.incarnation, LogLevel::info, "fault: " + what);
   if (s.rt) s.rt->set_clock(s.clock);
 }
@@ -90,6 +92,7 @@ void Simulation::start(NodeId id) {
   ++s.incarnation;
   const OwnerId owner = kernel_.new_owner();
   kernel_.note(TraceTag{TraceKind::start, id.value, s.incarnation});
+  if (lifecycle_observer_) lifecycle_observer_(LifecycleEvent{LifecycleEvent::Kind::start, now(), id, s.incarnation, {}});
   s.rt = std::make_unique<SimNodeRuntime>(*this, id, s.incarnation, owner,
                                           Rng::derive_seed(config_.seed, "node",
                                                            (uint64_t{id.value} << 32) | s.incarnation),
@@ -107,6 +110,7 @@ void Simulation::crash(NodeId id) {
   Slot& s = slot(id);
   if (!s.rt) return;
   kernel_.note(TraceTag{TraceKind::crash, id.value, s.incarnation});
+  if (lifecycle_observer_) lifecycle_observer_(LifecycleEvent{LifecycleEvent::Kind::crash, now(), id, s.incarnation, {}});
   kernel_.kill_owner(s.rt->owner());
   s.rt->teardown();
   s.node.reset();
@@ -122,6 +126,9 @@ void Simulation::restart(NodeId id) {
 void Simulation::wipe(NodeId id) {
   crash(id);
   kernel_.note(TraceTag{TraceKind::wipe, id.value, slot(id).incarnation});
+  if (lifecycle_observer_) {
+    lifecycle_observer_(LifecycleEvent{LifecycleEvent::Kind::wipe, now(), id, slot(id).incarnation, {}});
+  }
   disks_.wipe(id);
 }
 

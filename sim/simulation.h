@@ -70,6 +70,24 @@ struct SimConfig {
   double buggify_fire_p = 0.25;         // per evaluation of an enabled site
 };
 
+// What an observer of node lifecycle and faults
+// (Simulation::set_lifecycle_observer) sees. Observers only read: they must
+// not change the simulation.
+struct LifecycleEvent {
+  enum class Kind : uint8_t {
+    start,  // an incarnation started
+    crash,  // an incarnation was destroyed (crash, restart, wipe, outage)
+    wipe,   // the node's disk was lost (after its crash)
+    fault,  // a fault was applied or healed, or a clock changed (noted in the trace)
+  };
+  Kind kind = Kind::start;
+  TimePoint at;
+  NodeId node;               // fault: the node concerned, or 0
+  uint32_t incarnation = 0;  // start/crash/wipe: the incarnation; fault: 0
+  std::string_view what;     // fault: its description ("outage#3 zone:b"); else empty
+};
+using LifecycleObserver = std::function<void(const LifecycleEvent&)>;
+
 struct NodeSpec {
   std::string name;
   Placement placement;
@@ -143,7 +161,17 @@ class Simulation {
     return Rng::derive(config_.seed, label, index);
   }
 
-  // --- for SimNodeRuntime / Network ---------------------------------------
+  // One observer of node starts, crashes, wipes and fault notes, or none
+  // (empty, the default). Replaces any previous one. Network frames have
+  // their own observer (Network::set_frame_observer).
+  void set_lifecycle_observer(LifecycleObserver observer) { lifecycle_observer_ = std::move(observer); }
+  bool lifecycle_observed() const { return static_cast<bool>(lifecycle_observer_); }
+
+  // --- for SimNodeRuntime / Network / Faults ------------------------------
+  // A fault noted in the trace, for the lifecycle observer.
+  void observe_fault(uint32_t node, std::string_view what) {
+    if (lifecycle_observer_) lifecycle_observer_(LifecycleEvent{LifecycleEvent::Kind::fault, now(), NodeId{node}, 0, what});
+  }
   bool buggify(NodeId node, std::string_view site);
   void log(NodeId node, uint32_t incarnation, LogLevel level, std::string_view message);
   // Delivers to the node if it is up and still the incarnation `incarnation`
@@ -173,6 +201,7 @@ class Simulation {
   std::vector<Slot> nodes_;
   Rng buggify_rng_;
   std::map<std::string, bool, std::less<>> buggify_sites_;
+  LifecycleObserver lifecycle_observer_;
 };
 
 }  // namespace wx::sim
