@@ -6,6 +6,9 @@
 // expectations' verdicts, the trace hash) and, with --out DIR, writes
 //   report.json   seed, trace hash, every expectation's verdict and evidence
 //                 (deterministic: the same seed gives the same bytes);
+//   trace.json    Chrome trace-event JSON for Perfetto: a track per node, an
+//                 arrow per RPC (up to --trace-spans), fault markers;
+//   metrics.csv   per-second counters per zone and service;
 //   history.jsonl the recorded history the verdicts were computed from;
 //   timing.json   wall-clock figures of this run (not deterministic).
 // Exit 0: every expectation holds; 1: one failed (or the run failed);
@@ -19,6 +22,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <stdexcept>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -43,6 +47,7 @@ struct RunCmdOptions {
   bool check = false;
   bool check_determinism = false;
   std::string log_level = "warn";
+  std::string trace_spans = "100000";
 };
 
 int bad(const std::string& what) {
@@ -116,8 +121,17 @@ int run_scenario(const RunCmdOptions& opt) {
   const auto level = parse_level(opt.log_level);
   if (!level) return bad(fmt::format("--log-level '{}': expected debug, info, warn, error or off", opt.log_level));
   ro.log_level = *level;
+  {
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(opt.trace_spans.data(), opt.trace_spans.data() + opt.trace_spans.size(), v);
+    if (ec != std::errc() || p != opt.trace_spans.data() + opt.trace_spans.size() || v > 10'000'000) {
+      return bad(fmt::format("--trace-spans '{}': expected a whole number from 0 to 10000000", opt.trace_spans));
+    }
+    ro.trace_spans_max = v;
+  }
   std::filesystem::path out;
   if (!opt.out.empty()) {
+    ro.record_files = true;
     out = opt.out;
     std::error_code ec;
     std::filesystem::create_directories(out, ec);
@@ -159,6 +173,13 @@ int run_scenario(const RunCmdOptions& opt) {
       return 1;
     }
     try {
+      {
+        std::ofstream t(out / "trace.json", std::ios::binary | std::ios::trunc);
+        run->write_trace_json(t);
+        std::ofstream m(out / "metrics.csv", std::ios::binary | std::ios::trunc);
+        run->write_metrics_csv(m);
+        if (!t || !m) throw std::runtime_error(fmt::format("cannot write trace.json / metrics.csv in {}", out.string()));
+      }
       checkers::messaging::write_history_file((out / "history.jsonl").string(), run->outage().history());
     } catch (const std::exception& e) {
       fmt::print(stderr, "wxsim run: {}\n", e.what());
@@ -176,7 +197,11 @@ void add_run_command(CLI::App& app, int& exit_code) {
   cmd->add_option("scenario", opt->file, "The scenario file (scenarios/*.yaml)")->required();
   cmd->add_option("--seed", opt->seed, "Root seed (default: the scenario's `seed`)");
   cmd->add_flag("--swarm", opt->swarm, "Draw the random fault phase's kinds, targets and rate from the seed");
-  cmd->add_option("--out", opt->out, "Write report.json, history.jsonl and timing.json into this directory");
+  cmd->add_option("--out", opt->out,
+                  "Write report.json, trace.json (Perfetto), metrics.csv, history.jsonl and timing.json into this "
+                  "directory");
+  cmd->add_option("--trace-spans", opt->trace_spans, "RPC calls drawn in trace.json (later ones are only counted)")
+      ->capture_default_str();
   cmd->add_flag("--quiet", opt->quiet, "One line instead of the summary");
   cmd->add_flag("--check", opt->check, "Only validate the scenario file (exit 0 or 2)");
   cmd->add_flag("--check-determinism", opt->check_determinism,

@@ -14,6 +14,7 @@
 #include "checkers/messaging.h"
 #include "nodes/runtime/random.h"
 #include "nodes/storage/inbox/inbox_service.h"
+#include "sim/report/run_files.h"
 
 namespace wx::scenario {
 
@@ -140,6 +141,11 @@ ScenarioRun::ScenarioRun(Scenario scenario, RunOptions options)
   run_ = std::make_unique<sim::workload::OutageRun>(std::move(c));
   if (run_->traffic_start() != TimePoint()) throw std::logic_error("scenario run: traffic must start at time 0");
 
+  if (options_.record_files) {
+    sim::report::RecorderConfig rc;
+    rc.rpc_spans_max = options_.trace_spans_max;
+    recorder_ = std::make_unique<sim::report::RunRecorder>(sim(), run_->deployment(), rc);
+  }
   for (const FaultSpec& f : scenario_.faults) plan_.push_back({f, false});
   plan_random_faults();
   std::stable_sort(plan_.begin(), plan_.end(), [](const Planned& a, const Planned& b) { return a.spec.at < b.spec.at; });
@@ -443,6 +449,21 @@ bool ScenarioRun::run() {
     });
     for (size_t i = 0; i < kPhases; ++i) phases_[i].by_zone.emplace_back(g, std::move(per[i]));
   }
+  if (recorder_) {
+    // The clients' side in metrics.csv: send outcomes per second, by the
+    // access zone the user prefers (group senders: "clients").
+    const std::map<std::string, std::string>& zones = run_->preferred_zones();
+    for (const cm::Event& e : run_->history()) {
+      const auto* c = std::get_if<cm::Completion>(&e.body);
+      if (c == nullptr || c->op != cm::OpKind::send) continue;
+      auto it = zones.find(e.process);
+      const std::string zone = it != zones.end() ? it->second : std::string(kClientZone);
+      const char* what = c->outcome == cm::Outcome::ok ? "sends_ok" : c->outcome == cm::Outcome::fail ? "sends_failed"
+                                                                                                      : "sends_unknown";
+      recorder_->add_counter(TimePoint() + nanoseconds(e.t_ns), zone, "client", what, 1);
+    }
+    for (const auto& m : run_->timeline()) recorder_->add_mark(m.at, m.what);
+  }
   if (ok) judge();
   else {
     expectations_.clear();
@@ -627,6 +648,19 @@ std::string ScenarioRun::summary() {
   out += fmt::format("\n{} — trace hash {}, {} events, {} simulated\n", passed() ? "PASS" : "FAIL", hex16(trace_hash()),
                      events(), to_string(simulated()));
   return out;
+}
+
+void ScenarioRun::write_trace_json(std::ostream& out) {
+  if (!recorder_) throw std::logic_error("ScenarioRun: trace.json needs RunOptions::record_files");
+  sim::report::TraceJsonOptions o;
+  o.other_data = {{"scenario", scenario_.name}, {"seed", std::to_string(seed_)}, {"swarm", options_.swarm ? "true" : "false"},
+                  {"trace_hash", hex16(trace_hash())}};
+  sim::report::write_trace_json(out, *recorder_, o);
+}
+
+void ScenarioRun::write_metrics_csv(std::ostream& out) {
+  if (!recorder_) throw std::logic_error("ScenarioRun: metrics.csv needs RunOptions::record_files");
+  sim::report::write_metrics_csv(out, *recorder_);
 }
 
 std::string ScenarioRun::report_json() {

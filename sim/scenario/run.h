@@ -33,11 +33,13 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "checkers/availability.h"
 #include "checkers/replication.h"
+#include "sim/report/run_recorder.h"
 #include "sim/scenario/scenario.h"
 #include "sim/workload/outage_run.h"
 
@@ -48,6 +50,11 @@ struct RunOptions {
   bool swarm = false;
   LogLevel log_level = LogLevel::warn;
   size_t trace_records_max = 0;
+  // Record the run's files (trace.json, metrics.csv; sim/report/): frames,
+  // node lifecycle and faults watched from the start; RPC calls drawn up to
+  // trace_spans_max, the rest only counted.
+  bool record_files = false;
+  size_t trace_spans_max = 100'000;
 };
 
 struct ExpectationResult {
@@ -107,6 +114,12 @@ class ScenarioRun {
 
   // The human summary (phases, faults, expectations, checker violations).
   std::string summary();
+  // With RunOptions::record_files: trace.json (Chrome trace-event JSON for
+  // Perfetto: a track per node, an arrow per RPC, fault markers) and
+  // metrics.csv (per-second counters per zone and service, the clients'
+  // sends among them). Deterministic. Throws std::logic_error without it.
+  void write_trace_json(std::ostream& out);
+  void write_metrics_csv(std::ostream& out);
   // report.json: seed, trace hash, every expectation's verdict and evidence,
   // phases, faults, the checker's statistics. Deterministic.
   std::string report_json();
@@ -147,6 +160,7 @@ class ScenarioRun {
   std::vector<ExpectationResult> expectations_;
   std::vector<PhaseReport> phases_;
   std::vector<checkers::messaging::StoredCopy> copies_;
+  std::unique_ptr<sim::report::RunRecorder> recorder_;
 };
 
 // Compares two runs' traces (records kept: SimConfig::trace_records_max).

@@ -56,13 +56,41 @@ with tempfile.TemporaryDirectory() as tmp:
             check(json.load(f)["wall_seconds"] > 0, "timing.json wall_seconds")
     except (OSError, ValueError, KeyError) as e:
         check(False, f"run files unreadable: {e!r}")
+    # trace.json: trace-event JSON naming every server node on its own track,
+    # RPC flow arrows, the fault as a global marker. metrics.csv: per-second
+    # counters per zone and service.
+    try:
+        with open(os.path.join(out_a, "trace.json")) as f:
+            trace = json.load(f)
+        events = trace["traceEvents"]
+        threads = {e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "thread_name"}
+        servers = [f"kv-dc1-s0-{z}" for z in "abc"] + [f"{r}-dc1-{z}" for r in
+                   ["seqsvr", "account", "contacts", "inbox", "msg", "access", "group", "fanout"] for z in "abc"]
+        missing = [n for n in servers if n not in threads]
+        check(not missing, f"trace.json does not name nodes {missing}")
+        starts = {e["id"] for e in events if e.get("ph") == "s"}
+        ends = {e["id"] for e in events if e.get("ph") == "f"}
+        check(len(starts) > 1000 and starts == ends, f"trace.json flows: {len(starts)} starts, {len(ends)} ends")
+        check(any(e.get("ph") == "i" and e.get("s") == "g" and "zone:dc1/b" in e.get("name", "") for e in events),
+              "trace.json has no global marker for the zone outage")
+        check(trace["otherData"]["trace_hash"] == report["trace_hash"], "trace.json otherData.trace_hash")
+        with open(os.path.join(out_a, "metrics.csv")) as f:
+            rows = [l.rstrip("\n").split(",") for l in f]
+        check(rows[0] == ["second", "datacenter", "zone", "service", "counter", "value"], f"metrics.csv header {rows[0]}")
+        services = {(r[2], r[3]) for r in rows[1:]}
+        check(all((z, "msg") in services and (z, "kv") in services for z in "abc"), "metrics.csv lacks msg/kv per zone")
+        sends_ok = sum(int(r[5]) for r in rows[1:] if r[4] == "sends_ok")
+        check(sends_ok > 0, "metrics.csv has no client sends_ok")
+    except (OSError, ValueError, KeyError, IndexError, NameError) as e:
+        check(False, f"trace.json / metrics.csv unreadable: {e!r}")
     b = run("run", zone_outage, "--out", out_b, "--quiet")
     check(b.returncode == 0, f"second run exit {b.returncode}")
-    try:
-        with open(os.path.join(out_a, "report.json"), "rb") as fa, open(os.path.join(out_b, "report.json"), "rb") as fb:
-            check(fa.read() == fb.read(), "same seed, different report.json bytes")
-    except OSError as e:
-        check(False, f"report.json missing: {e}")
+    for name in ["report.json", "trace.json", "metrics.csv", "history.jsonl"]:
+        try:
+            with open(os.path.join(out_a, name), "rb") as fa, open(os.path.join(out_b, name), "rb") as fb:
+                check(fa.read() == fb.read(), f"same seed, different {name} bytes")
+        except OSError as e:
+            check(False, f"{name} missing: {e}")
     c = run("run", zone_outage, "--seed", "2", "--quiet")
     mc = re.search(r"trace ([0-9a-f]{16})", c.stdout)
     check(c.returncode == 0 and mc is not None and m is not None and mc.group(1) != m.group(1),
