@@ -19,6 +19,11 @@
 //       the queue is crashed after the first chunk of a message: another
 //       takes over, redelivers the batch, reuses the fan-out records; every
 //       member holds every message once (WX_SEEDS, default 2).
+//   GroupSim.StalledFanoutWorkerYieldsItsQueues   the worker holding queues
+//       is cut off from seqsvr (one-way block) but not from the KV: it
+//       yields its queues after stall_yield_after, another zone's worker
+//       takes over and the fan-out drains before the block heals (without
+//       yielding it does not); the checker passes (swarm seed 96's mechanism).
 //   GroupSim.FanoutCostBySize   prints KV commands and time to the last inbox
 //       per group message for groups of 10, 100, 500.
 #include <gtest/gtest.h>
@@ -71,7 +76,7 @@ struct World {
 
   World(uint64_t seed, size_t chunk_members = 64,
         std::function<void(NodeId, const std::string&, size_t)> chunk_hook = nullptr,
-        bool with_logic = true)
+        bool with_logic = true, std::optional<Duration> stall_yield_after = std::nullopt)
       : sim(sim_config(seed)) {
     log = std::make_unique<sim::workload::HistoryLog>(sim);
     recorder = std::make_unique<sim::workload::GroupRecorder>(sim, *log);
@@ -89,6 +94,7 @@ struct World {
     spec.templates.fanout.group_ack_observer = recorder->ack_observer();
     spec.templates.fanout.chunk_members = chunk_members;
     spec.templates.fanout.chunk_stored = std::move(chunk_hook);
+    if (stall_yield_after) spec.templates.fanout.stall_yield_after = *stall_yield_after;
     deployment = std::make_unique<sim::SimDeployment>(sim, std::make_shared<const deploy::Deployment>(spec));
   }
   std::string ticket_for(uint64_t uid) { return *ring.issue(uid, sim.now(), kTicketTtl); }
@@ -451,6 +457,93 @@ TEST(GroupSim, ConsumerCrashMidBatchDeliversOnce) {
     EXPECT_TRUE(r.verdict.ok()) << cm::format_verdict(r.verdict) << "\n"
                                 << testing::rerun_hint(seed, kBinary, "GroupSim.ConsumerCrashMidBatchDeliversOnce");
     EXPECT_GT(r.reused, 0u) << "the redelivered item reused its fan-out records";
+  }
+}
+
+// The mechanism of `wxsim run scenarios/swarm.yaml --seed 96 --swarm`: the
+// fan-out worker holding queues keeps reaching their KV group (so it keeps
+// renewing its leases) but cannot reach seqsvr (there: its connection to the
+// section's allocator stalled for minutes behind one frame in retransmission
+// backoff after a lossy link; here: a one-way block worker -> every seqsvr
+// node, which the worker sees the same way, as timeouts). Without yielding,
+// its queues wait for the block to end; with it, another zone's worker takes
+// them over and the fan-out drains while the block still lasts.
+struct StallResult {
+  bool drained_while_blocked = false;
+  std::string why;
+  uint64_t yields = 0, takeovers_by_others = 0, sends_ok = 0;
+  cm::MessagingVerdict verdict;
+};
+
+StallResult run_stalled_worker(uint64_t seed, std::optional<Duration> stall_yield_after) {
+  StallResult out;
+  World w(seed, 64, nullptr, true, stall_yield_after);
+  sim::workload::GroupWorkloadConfig gc;
+  gc.groups = make_groups(seed, 8, 120, 3, 50, 5000);
+  gc.send_interval_mean = 3_s;
+  gc.ticket_for = [&w](uint64_t uid) { return w.ticket_for(uid); };
+  sim::workload::GroupWorkload wl(w.sim, *w.deployment, gc, *w.recorder);
+  w.deployment->start_all();
+  if (!w.sim.run_until([&] { return wl.all_created(); }, w.sim.now() + 60_s)) {
+    out.why = "groups not created";
+    return out;
+  }
+  wl.start_traffic();
+  w.sim.run_for(5_s);
+  // The worker holding the queues of the most groups.
+  const std::vector<NodeId> workers = w.nodes(deploy::Role::fanout);
+  NodeId stalled = workers.front();
+  size_t best = 0;
+  for (NodeId id : workers) {
+    FanoutWorker* f = w.sim.node_as<FanoutWorker>(id);
+    size_t n = 0;
+    for (const auto& g : gc.groups) n += f != nullptr && f->holds(queue::queue_for(g.group_id, 8)) ? 1 : 0;
+    if (n > best) best = n, stalled = id;
+  }
+  if (best == 0) {
+    out.why = "no worker holds a group's queue";
+    return out;
+  }
+  sim::Selectors seqsvrs;
+  for (NodeId id : w.nodes(deploy::Role::seqsvr)) seqsvrs.push_back(sim::Selector::of(id));
+  const sim::FaultId block = w.sim.faults().block({sim::Selector::of(stalled)}, seqsvrs);
+  const TimePoint heal_at = w.sim.now() + 150_s;
+  w.sim.run_for(30_s);
+  // Traffic stops, then the end phase must finish BEFORE the block heals.
+  out.drained_while_blocked = wl.finish(5_s, heal_at, &out.why);
+  if (FanoutWorker* f = w.sim.node_as<FanoutWorker>(stalled)) out.yields = f->stats().lease_yields;
+  for (NodeId id : workers) {
+    if (id == stalled) continue;
+    if (FanoutWorker* f = w.sim.node_as<FanoutWorker>(id)) out.takeovers_by_others += f->lease_stats().takeovers;
+  }
+  for (uint64_t uid : wl.uids()) {
+    if (sim::workload::GroupUser* u = wl.user(uid)) out.sends_ok += u->sends_ok();
+  }
+  if (!out.drained_while_blocked) return out;
+  w.sim.faults().heal(block);
+  out.verdict = judge(w.log->history(), seed);
+  return out;
+}
+
+TEST(GroupSim, StalledFanoutWorkerYieldsItsQueues) {
+  const testing::SeedRange seeds = testing::seed_range(1);
+  for (uint64_t seed = seeds.first; seed < seeds.end(); ++seed) {
+    // Control: yielding off (a stall bound longer than the run) — the queues
+    // of the cut-off worker wait for the block to heal.
+    StallResult control = run_stalled_worker(seed, minutes(60));
+    EXPECT_FALSE(control.drained_while_blocked)
+        << "the block did not stall the fan-out: the test no longer reproduces the mechanism\n"
+        << testing::rerun_hint(seed, kBinary, "GroupSim.StalledFanoutWorkerYieldsItsQueues");
+    EXPECT_EQ(control.yields, 0u);
+    // The default: the worker yields, another takes over, everything drains.
+    StallResult r = run_stalled_worker(seed, std::nullopt);
+    ASSERT_TRUE(r.drained_while_blocked) << r.why << "\n"
+                                         << testing::rerun_hint(seed, kBinary, "GroupSim.StalledFanoutWorkerYieldsItsQueues");
+    EXPECT_GE(r.yields, 1u);
+    EXPECT_GE(r.takeovers_by_others, 1u);
+    EXPECT_GT(r.sends_ok, 20u);
+    EXPECT_TRUE(r.verdict.ok()) << cm::format_verdict(r.verdict) << "\n"
+                                << testing::rerun_hint(seed, kBinary, "GroupSim.StalledFanoutWorkerYieldsItsQueues");
   }
 }
 

@@ -10,6 +10,8 @@
 //     hash and the same report;
 //   * the same seed gives the same report.json and trace hash; different seeds
 //     diverge and first_divergence names where.
+//   * Swarm96FanoutDrainsAfterAStalledSeqsvrConnection: swarm seed 96 (a fan-out worker
+//     stalled on seqsvr but holding its leases) passes — a regression test;
 // A failing seed prints the exact `wxsim run … --seed N` line that reproduces it.
 #include <gtest/gtest.h>
 
@@ -111,6 +113,19 @@ INSTANTIATE_TEST_SUITE_P(Scenarios, ZoneOutageSweep, ::testing::Range(0, kShards
 class SwarmSweep : public ::testing::TestWithParam<int> {};
 TEST_P(SwarmSweep, EverySeedPasses) { sweep("scenarios/swarm.yaml", true, GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Scenarios, SwarmSweep, ::testing::Range(0, kShards));
+
+// Regression (swarm seed 96): a 5 s lossy link on fanout-dc1-b (p≈0.48)
+// left one frame to seqsvr-dc1-a in retransmission backoff for 444.6 s; every
+// allocation behind it on that connection timed out, while the worker kept
+// renewing its queue leases over the healthy KV connections — its three
+// queues never drained. Fixed by the fan-out worker yielding a queue it holds
+// without progress (FanoutWorkerConfig::stall_yield_after).
+TEST(ScenarioRun, Swarm96FanoutDrainsAfterAStalledSeqsvrConnection) {
+  const std::string relative = "scenarios/swarm.yaml";
+  const Scenario s = load(relative);
+  std::string report;
+  EXPECT_TRUE(run_seed(s, relative, 96, true, &report)) << report;
+}
 
 TEST(ScenarioRun, PlantedAckBeforeCommitFailsASwarmSweepAndTheSeedReproduces) {
   const std::string relative = "tests/scenarios/ack_before_commit_swarm.yaml";

@@ -32,6 +32,7 @@ FanoutWorker::FanoutWorker(Runtime& rt, FanoutWorkerConfig config)
   config_.batch_items = std::clamp<uint32_t>(config_.batch_items, 1, queue::kQueueBatchMax);
   config_.chunk_members = std::clamp<size_t>(config_.chunk_members, 1, kFanoutChunkMembersMax);
   config_.parallel_appends = std::clamp<size_t>(config_.parallel_appends, 1, kFanoutParallelMax);
+  config_.stall_yield_after = std::max(config_.stall_yield_after, config_.item_budget);
 }
 
 FanoutWorker::~FanoutWorker() = default;
@@ -66,13 +67,18 @@ Task<void> FanoutWorker::run_parallel(size_t n, size_t width, std::function<Task
 }
 
 Task<void> FanoutWorker::queue_loop(uint32_t q) {
+  // Since when this worker has held q without fanning out an item while
+  // items were waiting (reset by every item done and by an empty queue).
+  TimePoint progress_at = rt_.now();
   for (;;) {
     if (!leases_.holds(q)) {
       co_await rt_.sleep(config_.poll_interval);
+      progress_at = rt_.now();
       continue;
     }
     std::optional<queue::Batch> b =
         co_await queue_.read_batch(q, config_.batch_items, rt_.now() + config_.item_budget);
+    if (b && b->items.empty()) progress_at = rt_.now();
     if (!b || b->items.empty()) {
       co_await rt_.sleep(config_.poll_interval);
       continue;
@@ -87,12 +93,22 @@ Task<void> FanoutWorker::queue_loop(uint32_t q) {
       }
       ++stats_.items;
       ++done;
+      progress_at = rt_.now();
     }
     if (done > 0 && leases_.holds(q)) {
       ++stats_.kv_writes;
       if (co_await queue_.commit(q, b->commit_version, b->committed + done, rt_.now() + config_.item_budget)) {
         ++stats_.commits;
       }
+    }
+    if (done < b->items.size() && leases_.holds(q) && rt_.now() - progress_at >= config_.stall_yield_after) {
+      // Holding the lease but not getting the work done: let another
+      // consumer (another zone, other connections) take the queue over.
+      ++stats_.lease_yields;
+      rt_.info("fanout: queue {}: no item fanned out for {} ms with items waiting; yielding the queue", q,
+               (rt_.now() - progress_at).ns() / 1'000'000);
+      leases_.yield(q);
+      progress_at = rt_.now();
     }
     if (done < b->items.size()) co_await rt_.sleep(config_.poll_interval);
   }

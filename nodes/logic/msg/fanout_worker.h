@@ -33,7 +33,13 @@
 // ring (`keys`), valid for reissue_ttl. A ticket that fails for any other
 // reason (forged, unknown key, another user, malformed) is never replaced:
 // the item is not delivered (logged as an error, counted in items_refused,
-// and skipped). Without keys the carried ticket is sent as it is. Bounded: rounds per chunk
+// and skipped). Without keys the carried ticket is sent as it is.
+//
+// Progress, not just the lease: a worker that holds a queue with items
+// waiting but fans out none of them for stall_yield_after yields the queue
+// (LeaseKeeper::yield) so that a consumer in another zone takes over — the
+// lease proves only that this worker reaches the queue's KV group, not
+// seqsvr or the inboxes. Bounded: rounds per chunk
 // (kFanoutRoundsMax), an item budget, batch and chunk sizes, parallelism.
 #pragma once
 
@@ -77,6 +83,12 @@ struct FanoutWorkerConfig {
   Duration item_budget = seconds(10);   // one item's fan-out; then the batch stops and is retried
   Duration inbox_call_timeout = milliseconds(1200);
   Duration retry_pause = milliseconds(20);
+  // A held queue with items waiting and no item fanned out for this long is
+  // yielded (queue::LeaseKeeper::yield): this worker can reach the queue's KV
+  // group (it keeps renewing) but not what the fan-out needs (seqsvr, the
+  // inboxes) — e.g. a connection stalled behind a frame in retransmission
+  // backoff — so another consumer takes the queue over. ≥ item_budget.
+  Duration stall_yield_after = seconds(30);
   // The ticket keys (the same ring as msg's; make_node fills them in from
   // templates.msg when empty). Empty: carried tickets are sent unchecked and
   // never reissued.
@@ -100,6 +112,7 @@ struct FanoutStats {
   uint64_t record_races = 0, kv_writes = 0, commits = 0;
   uint64_t tickets_reissued = 0;  // items whose carried ticket expired: a fresh one issued
   uint64_t items_refused = 0;     // items skipped: the carried ticket is not the sender's or not authentic
+  uint64_t lease_yields = 0;      // queues given up after stall_yield_after without progress
 };
 
 class FanoutWorker final : public Node {

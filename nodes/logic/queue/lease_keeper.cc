@@ -21,6 +21,13 @@ bool LeaseKeeper::holds(uint32_t q) const {
   return p.held && rt_.now() < p.valid_until;
 }
 
+void LeaseKeeper::yield(uint32_t q) {
+  PerQueue& p = queues_.at(q);
+  if (p.held) ++stats_.yields;
+  p.held = false;
+  p.yield_until = rt_.now() + config_.yield_for;
+}
+
 Task<void> LeaseKeeper::loop() {
   for (;;) {
     for (uint32_t q = 0; q < queues_.size(); ++q) co_await step(q);
@@ -37,6 +44,7 @@ Task<bool> LeaseKeeper::write(uint32_t q, uint64_t version, const QueueLease& re
 
 Task<void> LeaseKeeper::step(uint32_t q) {
   PerQueue& p = queues_[q];
+  if (yielding(q)) co_return;  // left alone: the record stays unchanged for the others
   const TimePoint start = rt_.now();
   kv::KvResult g;
   {
@@ -53,6 +61,7 @@ Task<void> LeaseKeeper::step(uint32_t q) {
     next.set_renewals(rec.renewals() + 1);
     if (co_await write(q, g.version, next)) {
       ++stats_.renewals;
+      if (yielding(q)) co_return;  // yielded while the renewal was in flight
       p.held = true;
       p.epoch = rec.epoch();
       p.valid_until = start + config_.lease_duration;
@@ -85,6 +94,7 @@ Task<void> LeaseKeeper::step(uint32_t q) {
   if (co_await write(q, g.version, next)) {
     if (g.found) ++stats_.takeovers;
     ++stats_.claims;
+    if (yielding(q)) co_return;  // yielded while the claim was in flight: the record lapses
     p.held = true;
     p.epoch = next.epoch();
     p.valid_until = claim_start + config_.lease_duration;

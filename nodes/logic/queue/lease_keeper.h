@@ -17,7 +17,16 @@
 //     first saw that version) has ended — assuming clock rates differ by less
 //     than the drift margin (docs/seqsvr.md "Clock drift").
 // A consumer acts on a queue only while holds(q) (checked before each item
-// and before the commit). Safety of the queue does NOT rest on the lease: the
+// and before the commit).
+//
+// Yielding: holding a lease only says the holder can reach the KV group, not
+// that it can do the queue's work (a gray failure: its connections to
+// seqsvr or to the inboxes may be stalled while the KV answers). A consumer
+// that makes no progress calls yield(q): it stops acting on q at once and
+// neither renews nor claims q for `yield_for`, so the record stays unchanged
+// and another consumer takes over after its takeover wait. If nobody did by
+// the end of the yield (no other consumer is alive), the record still names
+// this incarnation and the keeper simply renews it again. Safety of the queue does NOT rest on the lease: the
 // commit is a CAS from the version read and fan-out is idempotent, so two
 // consumers at once only cost duplicate work; the lease gives one consumer
 // per queue (order, no wasted work). Node code.
@@ -36,6 +45,9 @@ struct LeaseConfig {
   int64_t clock_drift_margin_percent = 10;
   Duration takeover_margin = milliseconds(200);
   Duration preference_delay = seconds(1);
+  // How long yield(q) leaves q alone; must exceed the others' takeover wait
+  // plus preference_delay plus a renew_interval (default 2.4 + 1 + 0.4 s).
+  Duration yield_for = seconds(8);
   uint32_t index = 0;      // this consumer's index among `consumers`
   uint32_t consumers = 1;  // consumers of the deployment
   // Per KV call of the lease loop.
@@ -44,6 +56,7 @@ struct LeaseConfig {
 
 struct LeaseStats {
   uint64_t claims = 0, takeovers = 0, renewals = 0, lost = 0, kv_writes = 0;
+  uint64_t yields = 0;  // yield() calls on a held queue
 };
 
 class LeaseKeeper {
@@ -53,6 +66,10 @@ class LeaseKeeper {
   void start();
   // Queue q is ours and the lease is valid now (local clock).
   bool holds(uint32_t q) const;
+  // Gives q up (see "Yielding" above): holds(q) is false from now on, and q
+  // is neither renewed nor claimed for config.yield_for.
+  void yield(uint32_t q);
+  bool yielding(uint32_t q) const { return rt_.now() < queues_.at(q).yield_until; }
   uint64_t epoch(uint32_t q) const { return queues_.at(q).epoch; }
   Duration takeover_wait() const;
   const LeaseStats& stats() const { return stats_; }
@@ -64,6 +81,7 @@ class LeaseKeeper {
     uint64_t epoch = 0;
     uint64_t seen_version = ~0ULL;  // version observed (~0: none yet)
     TimePoint seen_since;
+    TimePoint yield_until;  // no renewal, no claim before (yield())
   };
   Task<void> loop();
   Task<void> step(uint32_t q);
