@@ -312,6 +312,7 @@ void RpcEndpoint::fail_pending_to(NodeId peer) {
   for (const auto& [id, p] : pending_) {
     if (p.peer == peer && !p.result) ids.push_back(id);
   }
+  std::sort(ids.begin(), ids.end());  // call order: each resolve schedules a wake-up
   for (uint64_t id : ids) resolve(id, Status{StatusCode::unavailable, "connection to " + to_string(peer) + " reset"});
 }
 

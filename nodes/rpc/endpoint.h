@@ -36,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "nodes/rpc/method.h"
@@ -191,7 +192,10 @@ class RpcEndpoint {
   Duration last_window_mean_ = Duration::zero();
 
   uint64_t next_call_id_ = 1;
-  std::map<uint64_t, Pending> pending_;
+  // Calls in flight by call id. Hashed (found three times and erased once
+  // per call); never iterated where order could matter: fail_pending_to
+  // sorts the ids it resolves.
+  std::unordered_map<uint64_t, Pending> pending_;
 
   ServerStats server_stats_;
   ClientStats client_stats_;
