@@ -271,7 +271,6 @@ void ScenarioRun::plan_random_faults() {
 
 Selectors ScenarioRun::selectors(const std::vector<Target>& targets) const {
   Selectors out;
-  const deploy::Deployment& dep = run_->deployment();
   for (const Target& t : targets) {
     switch (t.kind) {
       case Target::Kind::zone: out.push_back(Selector::zone(t.name, scenario_.deployment.datacenter)); break;
@@ -287,7 +286,6 @@ Selectors ScenarioRun::selectors(const std::vector<Target>& targets) const {
       case Target::Kind::clients: out.push_back(Selector::zone(kClientZone)); break;
     }
   }
-  (void)dep;
   return out;
 }
 
@@ -295,20 +293,7 @@ std::vector<NodeId> ScenarioRun::nodes_of(const std::vector<Target>& targets) co
   std::vector<NodeId> out;
   const deploy::Deployment& dep = run_->deployment();
   for (const deploy::NodeDesc& n : dep.nodes()) {
-    for (const Target& t : targets) {
-      bool hit = false;
-      switch (t.kind) {
-        case Target::Kind::zone: hit = n.zone == t.name; break;
-        case Target::Kind::datacenter: hit = n.datacenter == t.name; break;
-        case Target::Kind::node: hit = n.name == t.name; break;
-        case Target::Kind::role: hit = deploy::to_string(n.role) == t.name; break;
-        case Target::Kind::clients: break;
-      }
-      if (hit) {
-        out.push_back(n.id);
-        break;
-      }
-    }
+    if (std::any_of(targets.begin(), targets.end(), [&](const Target& t) { return t.matches(n); })) out.push_back(n.id);
   }
   for (const Target& t : targets) {
     if (t.kind != Target::Kind::clients) continue;
@@ -387,14 +372,12 @@ void ScenarioRun::heal(size_t i) {
     // Started unless its zone is dark (the zone's restore starts it then) or
     // something else started it already.
     const std::string& zone = s.placement(id).zone;
-    const auto dark = s.faults().killed_by_zone(zone, scenario_.deployment.datacenter);
     bool zone_dark = false;
     for (const Undo& other : undo_) {
       if (&other == &u || other.done) continue;
       zone_dark = zone_dark || std::find(other.zones.begin(), other.zones.end(), zone) != other.zones.end();
     }
     if (!s.is_up(id) && !zone_dark) s.start(id);
-    (void)dark;
   }
   for (NodeId id : u.skewed) s.faults().set_clock_offset(id, Duration::zero());
   run_->add_mark(s.now(), fmt::format("healed: {}", plan_[i].spec.describe()));
@@ -481,8 +464,6 @@ bool ScenarioRun::run() {
 
 void ScenarioRun::judge() {
   const Expectations& e = scenario_.expect;
-  cm::CheckOptions co;
-  co.context = fmt::format("seed {}", seed_);
   const cm::MessagingVerdict& v = run_->verdict();
   // Each violation belongs to exactly one expectation.
   auto bucket = [](const cm::Violation& x) -> std::string {
@@ -526,9 +507,9 @@ void ScenarioRun::judge() {
                                w.what, v.stats.messages, v.stats.messages_acknowledged, v.stats.deliveries_required,
                                v.stats.client_finals);
     } else {
-      r.evidence = fmt::format("{} violation(s); first: {}", mine.size(), cm::format_violation(*mine[0], co.context));
+      r.evidence = fmt::format("{} violation(s); first: {}", mine.size(), cm::format_violation(*mine[0], v.context));
       for (size_t k = 1; k < std::min<size_t>(mine.size(), 5); ++k) {
-        r.evidence += "\n  " + cm::format_violation(*mine[k], co.context);
+        r.evidence += "\n  " + cm::format_violation(*mine[k], v.context);
       }
     }
     expectations_.push_back(std::move(r));

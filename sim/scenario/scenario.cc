@@ -539,23 +539,16 @@ void parse_fault(const Context& ctx, const YAML::Node& n, const std::string& pat
     const Duration gap = b.get("gap") ? read_duration(*b.get("gap"), b.child("gap"), Duration::zero(), minutes(30)) : seconds(5);
     b.finish({"targets", "down_for", "gap"});
     if (f.duration) fail(n, fmt::format("{}: a rolling restart takes no 'for'/'until' (down_for and gap set its length)", path));
+    for (const Target& t : targets) {
+      if (t.kind == Target::Kind::clients) {
+        fail(v, fmt::format("{}: a rolling restart restarts server nodes; 'clients' is not one", kp));
+      }
+    }
     // Expand to nodes, in deployment order.
     std::vector<std::string> names;
     for (const deploy::NodeDesc& nd : ctx.deployment->nodes()) {
-      for (const Target& t : targets) {
-        bool hit = false;
-        switch (t.kind) {
-          case Target::Kind::zone: hit = nd.zone == t.name; break;
-          case Target::Kind::datacenter: hit = nd.datacenter == t.name; break;
-          case Target::Kind::node: hit = nd.name == t.name; break;
-          case Target::Kind::role: hit = deploy::to_string(nd.role) == t.name; break;
-          case Target::Kind::clients:
-            fail(v, fmt::format("{}: a rolling restart restarts server nodes; 'clients' is not one", kp));
-        }
-        if (hit) {
-          names.push_back(nd.name);
-          break;
-        }
+      if (std::any_of(targets.begin(), targets.end(), [&](const Target& t) { return t.matches(nd); })) {
+        names.push_back(nd.name);
       }
     }
     Duration t = f.at;
@@ -756,6 +749,17 @@ std::string Target::text() const {
     case Kind::clients: return "clients";
   }
   return "?";
+}
+
+bool Target::matches(const deploy::NodeDesc& node) const {
+  switch (kind) {
+    case Kind::zone: return node.zone == name;
+    case Kind::datacenter: return node.datacenter == name;
+    case Kind::node: return node.name == name;
+    case Kind::role: return deploy::to_string(node.role) == name;
+    case Kind::clients: return false;
+  }
+  return false;
 }
 
 std::string_view to_string(FaultKind kind) {

@@ -69,6 +69,8 @@ struct Target {
   Mark at;
   // The text form above.
   std::string text() const;
+  // Whether a server node of the deployment is aimed at (never for clients).
+  bool matches(const deploy::NodeDesc& node) const;
   bool operator==(const Target& o) const { return kind == o.kind && name == o.name; }
 };
 
