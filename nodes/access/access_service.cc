@@ -175,7 +175,13 @@ Task<ForwardReply> AccessService::forward(rpc::CallContext ctx, ForwardRequest r
   // along unchanged so the msg service checks it again.
   rpc::CallOptions o = rpc::CallOptions::downstream(ctx, config_.forward_timeout);
   o.deadline = ctx.deadline - config_.reply_margin;
-  const std::string service(kMsgServiceName);
+  std::string service(kMsgServiceName);
+  if (config_.shards && config_.shards->multi_datacenter() && req.uid() != 0) {
+    if (std::optional<std::string> home = config_.shards->home_of(req.uid())) {
+      service += '@';
+      service += *home;
+    }
+  }
   if (req.has_send()) {
     ++stats_.forwarded;
     rpc::Result<msg::SendReply> r = co_await router_.call<msg::SendReply>(service, msg::kSendMethod, req.send(), o);

@@ -47,6 +47,7 @@
 #include "nodes/logic/ticket/ticket.h"
 #include "nodes/rpc/endpoint.h"
 #include "nodes/rpc/router.h"
+#include "nodes/storage/shard/shard_map.h"
 #include "nodes/runtime/node.h"
 
 namespace wx::access {
@@ -71,6 +72,11 @@ inline constexpr std::string_view kLoginServiceName = "login";
 struct AccessServiceConfig {
   rpc::ServiceDirectory directory;  // filled by make_node (msg instances)
   rpc::Locality locality;           // filled by make_node
+  // Filled by make_node. With users homed in several datacenters, a user's
+  // requests go to the msg instances of the user's HOME datacenter
+  // ("msg@<dc>", docs/multi-dc.md "Forwarding"); null or one datacenter:
+  // any msg instance, nearest first.
+  std::shared_ptr<const shard::ShardMap> shards;
   ticket::KeyRingConfig keys;       // the ticket keys (from the template)
   rpc::ServerConfig server;
   rpc::RouterConfig router;

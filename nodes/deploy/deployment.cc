@@ -14,7 +14,7 @@ struct RoleName {
 constexpr RoleName kRoleNames[] = {
     {Role::kv, "kv"}, {Role::seqsvr, "seqsvr"}, {Role::account, "account"},
     {Role::contacts, "contacts"}, {Role::inbox, "inbox"}, {Role::msg, "msg"}, {Role::access, "access"},
-    {Role::group, "group"}, {Role::fanout, "fanout"}, {Role::login, "login"},
+    {Role::group, "group"}, {Role::fanout, "fanout"}, {Role::login, "login"}, {Role::repl, "repl"},
 };
 
 bool valid_name(std::string_view s) {
@@ -45,10 +45,20 @@ std::optional<Role> parse_role(std::string_view text) {
 
 std::string_view service_name(Role role) { return to_string(role); }
 
+std::string service_in(std::string_view service, std::string_view datacenter) {
+  std::string out(service);
+  out += '@';
+  out += datacenter;
+  return out;
+}
+
 std::map<Role, uint32_t> DeploymentSpec::full_set_per_zone(uint32_t n) {
   std::map<Role, uint32_t> out;
   for (Role r : kStatelessRoles) {
-    if (r != Role::msg && r != Role::access && r != Role::group && r != Role::fanout && r != Role::login) out[r] = n;
+    if (r != Role::msg && r != Role::access && r != Role::group && r != Role::fanout && r != Role::login &&
+        r != Role::repl) {
+      out[r] = n;
+    }
   }
   return out;
 }
@@ -125,7 +135,8 @@ std::string Deployment::validate(const DeploymentSpec& spec) {
   if (!spec.default_datacenter.empty() && !dcs.count(spec.default_datacenter)) {
     return "default_datacenter: no datacenter '" + spec.default_datacenter + "'";
   }
-  size_t total = spec.datacenters.size() * kZonesPerDatacenter * spec.kv_shards_per_datacenter;
+  size_t total = spec.datacenters.size() * kZonesPerDatacenter * spec.kv_shards_per_datacenter +
+                 (spec.datacenters.size() > 1 ? 2 * spec.datacenters.size() + 1 : 0);
   for (const auto& [role, n] : spec.instances_per_zone) total += spec.datacenters.size() * kZonesPerDatacenter * n;
   if (total > kNodesMax) return "the deployment has " + std::to_string(total) + " nodes; at most " +
                                 std::to_string(kNodesMax);
@@ -166,6 +177,28 @@ Deployment::Deployment(DeploymentSpec spec) : spec_(std::move(spec)) {
   }
   shard_map_ = std::make_shared<const shard::ShardMap>(std::move(mc));
 
+  // The cross-datacenter group of account records: a majority (3 of 5 with
+  // two datacenters) in the first datacenter, two replicas in each other.
+  if (spec_.datacenters.size() > 1) {
+    global_group_.datacenter = "*";
+    for (size_t i = 0; i < spec_.datacenters.size(); ++i) {
+      const DatacenterSpec& dc = spec_.datacenters[i];
+      const uint32_t zones = i == 0 ? kZonesPerDatacenter : 2;
+      for (uint32_t z = 0; z < zones; ++z) {
+        NodeDesc d;
+        d.id = next_id();
+        d.name = "kv-global-" + dc.name + "-" + dc.zones[z];
+        d.role = Role::kv;
+        d.datacenter = dc.name;
+        d.zone = dc.zones[z];
+        d.index = static_cast<uint32_t>(global_group_.replicas.size());
+        d.global = true;
+        global_group_.replicas.push_back(d.id);
+        nodes_.push_back(std::move(d));
+      }
+    }
+  }
+
   for (Role role : kStatelessRoles) {
     auto it = spec_.instances_per_zone.find(role);
     const uint32_t n = it == spec_.instances_per_zone.end() ? 0 : it->second;
@@ -180,6 +213,7 @@ Deployment::Deployment(DeploymentSpec spec) : spec_(std::move(spec)) {
           d.zone = zone;
           d.index = i;
           directory_.add(std::string(service_name(role)), rpc::Instance{d.id, dc.name, zone});
+          directory_.add(service_in(service_name(role), dc.name), rpc::Instance{d.id, dc.name, zone});
           nodes_.push_back(std::move(d));
         }
       }
@@ -196,6 +230,18 @@ const NodeDesc& Deployment::node(NodeId id) const {
   const NodeDesc* d = find(id);
   if (d == nullptr) throw std::out_of_range("deployment: no node " + to_string(id));
   return *d;
+}
+
+const shard::ShardGroup& Deployment::seqsvr_group(std::string_view datacenter) const {
+  for (size_t g = 0; g < shard_map_->group_count(); ++g) {
+    const shard::ShardGroup& group = shard_map_->group(g);
+    if (group.datacenter == datacenter && group.shard == 0) return group;
+  }
+  throw std::out_of_range("deployment: no datacenter '" + std::string(datacenter) + "'");
+}
+
+const std::vector<NodeId>& Deployment::group_members(const NodeDesc& kv_node) const {
+  return kv_node.global ? global_group_.replicas : shard_map_->group(kv_node.group).replicas;
 }
 
 std::vector<NodeId> Deployment::nodes_of(Role role, std::string_view datacenter) const {

@@ -20,10 +20,19 @@
 //      role in kStatelessRoles order, each
 //      datacenter, each zone, each instance i: "<role>-<dc>-<zone>[-<i>]".
 //
-// Stores: user records (contacts, inbox) live in the user's home datacenter's
-// shard (shard::ShardMap). seqsvr and account keep their records in the FIRST
-// datacenter's shard 0 group (one group: account IDs must be unique across the
-// whole deployment; cross-datacenter consensus for it is a later step).
+//   1b. with two or more datacenters, the GLOBAL group (account IDs): three
+//      replicas in the first datacenter's zones and two in each other
+//      datacenter's first two zones, "kv-global-<dc>-<zone>" (docs/multi-dc.md);
+//   2. stateless services …
+//
+// Stores (docs/multi-dc.md): user records (contacts, inbox, sent and delivery
+// records) live in the user's home datacenter's shard (shard::ShardMap) and
+// are shipped to the other datacenters by the replicators (role repl).
+// seqsvr keeps its records in shard 0 of ITS OWN datacenter (it allocates only
+// for users homed there); the group queues live in the datacenter of the
+// producing msg node. Account records (unique IDs) live in global_group(): with
+// one datacenter that is its shard 0 group; with more, the cross-datacenter
+// group above, so registration stays linearizable across datacenters.
 #pragma once
 
 #include <cstdint>
@@ -48,18 +57,22 @@
 
 namespace wx::deploy {
 
-enum class Role : uint8_t { kv, seqsvr, account, contacts, inbox, msg, access, group, fanout, login };
+enum class Role : uint8_t { kv, seqsvr, account, contacts, inbox, msg, access, group, fanout, login, repl };
 // Roles with instances in every zone (everything but kv), in layout order.
 // `access` comes last, so a spec that does not list it keeps every id it had.
 inline constexpr Role kStatelessRoles[] = {Role::seqsvr, Role::account, Role::contacts, Role::inbox, Role::msg,
-                                           Role::access, Role::group, Role::fanout, Role::login};
-// (group, fanout and then login come after access for the same reason: specs
-// without them keep their ids.)
+                                           Role::access, Role::group, Role::fanout, Role::login, Role::repl};
+// (group, fanout, login and then repl come after access for the same reason:
+// specs without them keep their ids.)
 
 std::string_view to_string(Role role);
 std::optional<Role> parse_role(std::string_view text);
 // The RPC service name of a role's instances in the directory ("seqsvr", …).
 std::string_view service_name(Role role);
+// The directory also lists every instance under "<service>@<datacenter>":
+// a call to that name reaches only instances of that datacenter (forwarding
+// to a user's home datacenter).
+std::string service_in(std::string_view service, std::string_view datacenter);
 
 // Limits on what one description may ask for.
 inline constexpr size_t kDatacentersMax = 16;
@@ -131,7 +144,8 @@ struct NodeDesc {
   std::string zone;
   uint32_t shard = 0;     // kv: the shard within its datacenter
   uint32_t index = 0;     // kv: replica index (zone position); others: instance in zone
-  size_t group = 0;       // kv: index into shard_map().groups()
+  size_t group = 0;       // kv: index into shard_map().groups() (not for the global group)
+  bool global = false;    // kv: a replica of the cross-datacenter global group
 };
 
 class Deployment {
@@ -152,8 +166,16 @@ class Deployment {
   std::vector<NodeId> nodes_of(Role role, std::string_view datacenter = {}) const;
 
   const std::shared_ptr<const shard::ShardMap>& shard_map() const { return shard_map_; }
-  // The KV group that stores seqsvr's and account's records.
-  const shard::ShardGroup& global_group() const { return shard_map_->group(0); }
+  // The KV group that stores account records (unique IDs): shard 0 of the
+  // only datacenter, or the cross-datacenter group (datacenter "*").
+  const shard::ShardGroup& global_group() const {
+    return global_group_.replicas.empty() ? shard_map_->group(0) : global_group_;
+  }
+  // The KV group that stores seqsvr's records for the users of `datacenter`:
+  // its shard 0 group. Throws std::out_of_range for an unknown datacenter.
+  const shard::ShardGroup& seqsvr_group(std::string_view datacenter) const;
+  // The replicas of the group a kv node belongs to.
+  const std::vector<NodeId>& group_members(const NodeDesc& kv_node) const;
   // Every stateless instance under its service name, with its locality.
   const rpc::ServiceDirectory& directory() const { return directory_; }
 
@@ -161,6 +183,7 @@ class Deployment {
   DeploymentSpec spec_;
   std::vector<NodeDesc> nodes_;
   std::shared_ptr<const shard::ShardMap> shard_map_;
+  shard::ShardGroup global_group_;  // empty with one datacenter
   rpc::ServiceDirectory directory_;
 };
 

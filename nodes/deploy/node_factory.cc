@@ -42,15 +42,15 @@ std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, Sta
   switch (n.role) {
     case Role::kv: {
       kv::KvReplicaConfig c = t.kv;
-      c.members = d.shard_map()->group(n.group).replicas;
+      c.members = d.group_members(n);
       c.self_index = n.index;
       c.bootstrap = options.bootstrap;
       return std::make_unique<kv::KvReplica>(rt, std::move(c));
     }
     case Role::seqsvr: {
       seqsvr::AllocSvrConfig c = t.seqsvr;
-      c.kv_replicas = d.global_group().replicas;
-      c.allocators = d.nodes_of(Role::seqsvr);
+      c.kv_replicas = d.seqsvr_group(n.datacenter).replicas;
+      c.allocators = d.nodes_of(Role::seqsvr, n.datacenter);
       return std::make_unique<seqsvr::AllocSvr>(rt, std::move(c));
     }
     case Role::account: {
@@ -79,12 +79,13 @@ std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, Sta
       c.shards = d.shard_map();
       c.directory = d.directory();
       c.locality = rpc::Locality{n.datacenter, n.zone};
-      c.seq = seq_client_config(d);
+      c.seq = seq_client_config(d, n.datacenter);
       return std::make_unique<msg::MsgService>(rt, std::move(c));
     }
     case Role::access: {
       access::AccessServiceConfig c = t.access;
       c.directory = d.directory();
+      c.shards = d.shard_map();
       c.locality = rpc::Locality{n.datacenter, n.zone};
       return std::make_unique<access::AccessService>(rt, std::move(c));
     }
@@ -99,7 +100,7 @@ std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, Sta
       c.shards = d.shard_map();
       c.directory = d.directory();
       c.locality = rpc::Locality{n.datacenter, n.zone};
-      c.seq = seq_client_config(d);
+      c.seq = seq_client_config(d, n.datacenter);
       const std::vector<NodeId> workers = d.nodes_of(Role::fanout);
       c.lease.consumers = static_cast<uint32_t>(workers.size());
       for (size_t i = 0; i < workers.size(); ++i) {
@@ -107,6 +108,8 @@ std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, Sta
       }
       return std::make_unique<msg::FanoutWorker>(rt, std::move(c));
     }
+    case Role::repl:
+      break;  // TODO(issue 10): the replicator
     case Role::login: {
       login::LoginServiceConfig c = t.login;
       c.directory = d.directory();
@@ -117,9 +120,9 @@ std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, Sta
   throw std::logic_error("deploy: node " + to_string(id) + " has an unknown role");
 }
 
-seqsvr::SeqClientConfig seq_client_config(const Deployment& d) {
+seqsvr::SeqClientConfig seq_client_config(const Deployment& d, std::string_view datacenter) {
   seqsvr::SeqClientConfig c;
-  c.allocators = d.nodes_of(Role::seqsvr);
+  c.allocators = d.nodes_of(Role::seqsvr, datacenter);
   c.section_size = d.spec().templates.seqsvr.section_size;
   return c;
 }

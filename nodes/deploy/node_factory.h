@@ -25,7 +25,9 @@ struct StartOptions {
 // Throws std::out_of_range if `id` is not a node of `d`.
 std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, StartOptions options);
 
-// What a seqsvr client of this deployment needs (allocators, section size).
-seqsvr::SeqClientConfig seq_client_config(const Deployment& d);
+// What a seqsvr client in `datacenter` needs (that datacenter's allocators —
+// each datacenter allocates the sequences of its own users — and the section
+// size). Empty datacenter: every allocator (one-datacenter deployments).
+seqsvr::SeqClientConfig seq_client_config(const Deployment& d, std::string_view datacenter = {});
 
 }  // namespace wx::deploy

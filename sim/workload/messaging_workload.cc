@@ -136,7 +136,7 @@ std::function<void(NodeId, const msg::AckRecord&)> HistoryLog::ack_observer() {
     ack.sender = a.sender;
     ack.client_msg_id = a.client_msg_id;
     ack.to = cm::Conversation{cm::ConversationKind::user, a.to_uid};
-    ack.recipients.push_back(cm::RecipientSeq{a.recipient, a.seq});
+    if (!a.queued) ack.recipients.push_back(cm::RecipientSeq{a.recipient, a.seq});
     history_.push_back(cm::Event{sim_.now().ns(), "msg-" + std::to_string(server.value), std::move(ack)});
   };
 }

@@ -26,7 +26,7 @@ FanoutWorker::FanoutWorker(Runtime& rt, FanoutWorkerConfig config)
       endpoint_(rt, config_.server),
       router_(rt, endpoint_, config_.directory, config_.locality, config_.router),
       seq_(rt, endpoint_, config_.seq),
-      pool_(rt, endpoint_, config_.shards, config_.kv),
+      pool_(rt, endpoint_, config_.shards, config_.kv, config_.locality.datacenter),
       queue_(rt, pool_, config_.queue),
       leases_(rt, queue_, config_.lease) {
   config_.batch_items = std::clamp<uint32_t>(config_.batch_items, 1, queue::kQueueBatchMax);
@@ -120,7 +120,7 @@ Task<bool> FanoutWorker::fanout_item(uint32_t q, std::string payload, TimePoint 
     rt_.error("fanout: queue {} holds an item that does not parse; skipped", q);
     co_return true;
   }
-  if (config_.group_members_observer) {
+  if (config_.group_members_observer && item.group_id() != 0) {
     GroupMembersRecord f;
     f.group_id = item.group_id();
     f.sender = item.sender();
@@ -129,9 +129,9 @@ Task<bool> FanoutWorker::fanout_item(uint32_t q, std::string payload, TimePoint 
     f.members.assign(item.members().begin(), item.members().end());
     config_.group_members_observer(rt_.node_id(), f);
   }
-  std::vector<uint64_t> recipients;
+  std::vector<uint64_t> recipients, remote;
   for (uint64_t m : item.members()) {
-    if (m != item.sender()) recipients.push_back(m);
+    if (m != item.sender()) (homed_here(m) ? recipients : remote).push_back(m);
   }
   bool skip = false;
   std::optional<std::string> ticket = ticket_for(item, deadline, &skip);
@@ -155,7 +155,48 @@ Task<bool> FanoutWorker::fanout_item(uint32_t q, std::string payload, TimePoint 
                                 recipients.begin() + static_cast<std::ptrdiff_t>(std::min(recipients.size(), (c + 1) * per)));
     if (!co_await fanout_chunk(q, item, c, std::move(chunk), bytes, *ticket, deadline)) co_return false;
   }
-  co_return true;
+  if (remote.empty()) co_return true;
+  auto settled = std::make_shared<std::vector<char>>(remote.size(), 0);
+  co_await run_parallel(remote.size(), config_.parallel_appends,
+                        [this, &item, &remote, settled, t = *ticket, deadline](size_t i) -> Task<void> {
+                          (*settled)[i] = co_await deliver_remote(item, remote[i], t, deadline) ? 1 : 0;
+                        });
+  co_return std::all_of(settled->begin(), settled->end(), [](char c) { return c != 0; });
+}
+
+bool FanoutWorker::homed_here(uint64_t uid) const {
+  if (!config_.shards->multi_datacenter()) return true;
+  const std::optional<std::string> home = config_.shards->home_of(uid);
+  return !home || *home == config_.locality.datacenter;
+}
+
+Task<bool> FanoutWorker::deliver_remote(const GroupQueueItem& item, uint64_t member, std::string ticket,
+                                        TimePoint deadline) {
+  DeliverRequest req;
+  *req.mutable_item() = item;
+  req.mutable_item()->clear_sender_ticket();  // the call carries the ticket
+  req.set_recipient(member);
+  std::string service = "msg@" + config_.shards->home_of(member).value_or("");
+  while (rt_.now() < deadline) {
+    rpc::CallOptions o;
+    o.timeout = config_.inbox_call_timeout * 2;
+    o.deadline = deadline;
+    o.ticket = ticket;
+    ++stats_.remote_calls;
+    rpc::Result<DeliverReply> r = co_await router_.call<DeliverReply>(service, kDeliverMethod, req, o);
+    if (r.ok() && r.value().code() == MSG_OK) {
+      ++stats_.remote_ok;
+      co_return true;
+    }
+    if (r.ok() && r.value().code() != MSG_UNKNOWN) {
+      // Definite refusal there (bad ticket, invalid item): retrying cannot help.
+      ++stats_.remote_refused;
+      rt_.error("fanout: msg.Deliver of {} to {} refused: {}", item.message_id(), member, r.value().error());
+      co_return true;
+    }
+    co_await pause();
+  }
+  co_return false;
 }
 
 std::optional<std::string> FanoutWorker::ticket_for(const GroupQueueItem& item, TimePoint deadline, bool* skip) {

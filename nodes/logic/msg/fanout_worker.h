@@ -25,6 +25,15 @@
 // On redelivery the record gives every member the seq it had, so a member
 // never holds a message twice.
 //
+// Several datacenters (docs/multi-dc.md): members homed in this worker's
+// datacenter are stored as above; each member homed elsewhere gets the item
+// through msg.Deliver on a msg node of its home datacenter ("msg@<dc>"),
+// which stores it there once per (member, message id). The remote queues
+// (queue::QueueConfig::remote_queues) hold 1:1 messages to users homed
+// elsewhere: items with group 0 and the two users as members. During a
+// partition such an item waits (the batch is retried) and is delivered after
+// the heal.
+//
 // Tickets (docs/tickets.md, "Every hop"): every append acts for the item's
 // sender (AppendRequest::sender_uid) and carries a ticket of the sender: the
 // one GroupSend received (GroupQueueItem::sender_ticket) while it verifies and
@@ -113,6 +122,9 @@ struct FanoutStats {
   uint64_t tickets_reissued = 0;  // items whose carried ticket expired: a fresh one issued
   uint64_t items_refused = 0;     // items skipped: the carried ticket is not the sender's or not authentic
   uint64_t lease_yields = 0;      // queues given up after stall_yield_after without progress
+  // Recipients homed in another datacenter: msg.Deliver calls made, and
+  // deliveries confirmed / refused for good there (docs/multi-dc.md).
+  uint64_t remote_calls = 0, remote_ok = 0, remote_refused = 0;
 };
 
 class FanoutWorker final : public Node {
@@ -139,6 +151,10 @@ class FanoutWorker final : public Node {
   Task<std::optional<inbox::InboxCode>> append(uint64_t uid, uint64_t seq, std::string bytes, uint64_t sender,
                                                std::string ticket, TimePoint deadline);
   Task<void> alloc_into(uint64_t uid, uint64_t* out);
+  // A recipient homed in another datacenter: msg.Deliver there until it
+  // answers definitely or the deadline passes; true when settled.
+  Task<bool> deliver_remote(const GroupQueueItem& item, uint64_t member, std::string ticket, TimePoint deadline);
+  bool homed_here(uint64_t uid) const;
   Task<void> append_into(uint64_t uid, uint64_t seq, std::string bytes, uint64_t sender, std::string ticket,
                          TimePoint deadline, std::optional<inbox::InboxCode>* out);
   // Runs fn(0..n-1), at most `width` at once; returns when all are done.

@@ -60,6 +60,14 @@ std::string sent_key(uint64_t sender, std::string_view client_msg_id) {
   return k;
 }
 
+std::string delivery_key(uint64_t recipient, std::string_view message_id) {
+  std::string k(kDeliveryKeyPrefix);
+  k += std::to_string(recipient);
+  k += '/';
+  k += message_id;
+  return k;
+}
+
 std::string message_id_for(uint64_t sender, std::string_view client_msg_id) {
   std::string m = "m" + std::to_string(sender) + "-";
   m += client_msg_id;
@@ -89,7 +97,7 @@ MsgService::MsgService(Runtime& rt, MsgServiceConfig config)
       router_(rt, endpoint_, config_.directory, config_.locality, config_.router),
       kv_(rt, endpoint_, config_.shards, config_.kv),
       seq_(rt, endpoint_, config_.seq),
-      pool_(rt, endpoint_, config_.shards, config_.kv),
+      pool_(rt, endpoint_, config_.shards, config_.kv, config_.locality.datacenter),
       queue_(rt, pool_, config_.queue) {}
 
 MsgService::~MsgService() = default;
@@ -117,6 +125,10 @@ void MsgService::start() {
   endpoint_.register_method<SetProfileRequest, SetProfileReply>(
       kSetProfileMethod, [this](rpc::CallContext ctx, SetProfileRequest req) -> Task<rpc::Result<SetProfileReply>> {
         return serve_set_profile(std::move(ctx), std::move(req));
+      });
+  endpoint_.register_method<DeliverRequest, DeliverReply>(
+      kDeliverMethod, [this](rpc::CallContext ctx, DeliverRequest req) -> Task<rpc::Result<DeliverReply>> {
+        return serve_deliver(std::move(ctx), std::move(req));
       });
   endpoint_.start();
 }
@@ -252,6 +264,7 @@ Task<rpc::Result<SendReply>> MsgService::serve_send(rpc::CallContext ctx, SendRe
     reply.set_error(why);
     co_return reply;
   }
+  if (!homed_here(*sender)) co_return co_await forward_home<SendReply>(kSendMethod, *sender, ctx, req);
   const uint64_t to = req.to_uid();
   if (to == 0 || req.client_msg_id().empty() || req.client_msg_id().size() > kClientMsgIdBytesMax ||
       req.body().size() > kBodyBytesMax || !config_.shards->group_of(to)) {
@@ -293,6 +306,30 @@ Task<rpc::Result<SendReply>> MsgService::serve_send(rpc::CallContext ctx, SendRe
   }
   const std::string bytes = stored.SerializeAsString();
 
+  if (state && !homed_here(to)) {
+    co_return co_await send_remote(std::move(ctx), std::move(req), *sender, kv, key, *state, deadline);
+  }
+  const std::string cmid = req.client_msg_id();
+  const uint64_t from = *sender;
+  Stored st = co_await store(kv, key, std::move(state), to, bytes, *sender, ctx.ticket, deadline,
+                             [this, from, &cmid](const SentRecord& r) { emit_ack(from, r, cmid); });
+  if (st.code == MSG_OK) {
+    ++stats_.sends_ok;
+    reply.set_code(MSG_OK);
+    reply.set_message_id(message_id_for(*sender, req.client_msg_id()));
+    reply.set_seq(st.seq);
+    co_return reply;
+  }
+  if (st.code == MSG_UNKNOWN) ++stats_.sends_unknown;
+  reply.set_code(st.code);
+  reply.set_error(st.error);
+  co_return reply;
+}
+
+Task<MsgService::Stored> MsgService::store(kv::KvClient* kv, const std::string& key, std::optional<SentState> state,
+                                           uint64_t to, std::string bytes, uint64_t sender, std::string ticket,
+                                           TimePoint deadline, const std::function<void(const SentRecord&)>& acked) {
+  Stored out;
   for (int round = 0; state && round < kSendRoundsMax && rt_.now() < deadline; ++round) {
     if (state->record.seq() == 0) {
       seqsvr::SeqResult s = co_await seq_.alloc(to);
@@ -305,25 +342,21 @@ Task<rpc::Result<SendReply>> MsgService::serve_send(rpc::CallContext ctx, SendRe
     const uint64_t seq = state->record.seq();
     if (config_.unsafe_ack_before_inbox_commit) {
       // THE BUG (test only): acknowledged before the inbox holds it.
-      emit_ack(*sender, state->record, req.client_msg_id());
+      acked(state->record);
       rt_.spawn(unsafe_append_as(rt_, router_, config_.inbox_call_timeout, config_.unsafe_drop_append_p,
-                                 &stats_.unsafe_dropped, to, seq, bytes, *sender, ctx.ticket),
+                                 &stats_.unsafe_dropped, to, seq, bytes, sender, ticket),
                 "msg-unsafe-append");
-      ++stats_.sends_ok;
-      reply.set_code(MSG_OK);
-      reply.set_message_id(state->record.message_id());
-      reply.set_seq(seq);
-      co_return reply;
+      out.code = MSG_OK;
+      out.seq = seq;
+      co_return out;
     }
     std::optional<inbox::InboxCode> code =
-        co_await append_as(router_, config_.inbox_call_timeout, to, seq, bytes, *sender, ctx.ticket, deadline);
+        co_await append_as(router_, config_.inbox_call_timeout, to, seq, bytes, sender, ticket, deadline);
     if (code && *code == inbox::INBOX_OK) {
-      emit_ack(*sender, state->record, req.client_msg_id());
-      ++stats_.sends_ok;
-      reply.set_code(MSG_OK);
-      reply.set_message_id(state->record.message_id());
-      reply.set_seq(seq);
-      co_return reply;
+      acked(state->record);
+      out.code = MSG_OK;
+      out.seq = seq;
+      co_return out;
     }
     if (code && *code == inbox::INBOX_STALE_SEQ) {
       // The inbox grew past this seq and will never store it: a fresh seq,
@@ -338,9 +371,9 @@ Task<rpc::Result<SendReply>> MsgService::serve_send(rpc::CallContext ctx, SendRe
     if (code && *code == inbox::INBOX_UNAUTHENTICATED) {
       // The inbox refused the ticket this service accepted (it expired in
       // between, or the two hold different keys). Definite: nothing stored.
-      reply.set_code(MSG_UNAUTHENTICATED);
-      reply.set_error("the inbox refused the ticket");
-      co_return reply;
+      out.code = MSG_UNAUTHENTICATED;
+      out.error = "the inbox refused the ticket";
+      co_return out;
     }
     if (code && (*code == inbox::INBOX_CONFLICT || *code == inbox::INBOX_INVALID ||
                  *code == inbox::INBOX_FORBIDDEN)) {
@@ -348,15 +381,163 @@ Task<rpc::Result<SendReply>> MsgService::serve_send(rpc::CallContext ctx, SendRe
       // an invariant broke. Nothing of ours is stored at this seq.
       rt_.error("msg: inbox refused {} seq {} of {}: code {}", to, seq, state->record.message_id(),
                 static_cast<int>(*code));
-      reply.set_code(MSG_INTERNAL);
-      reply.set_error("inbox refused the message");
-      co_return reply;
+      out.code = MSG_INTERNAL;
+      out.error = "inbox refused the message";
+      co_return out;
     }
     co_await pause();  // unknown: the same seq again (idempotent)
   }
-  ++stats_.sends_unknown;
-  reply.set_code(MSG_UNKNOWN);
-  reply.set_error("no definite answer within the request budget");
+  out.code = MSG_UNKNOWN;
+  out.error = "no definite answer within the request budget";
+  co_return out;
+}
+
+bool MsgService::homed_here(uint64_t uid) const {
+  if (!config_.shards->multi_datacenter()) return true;
+  // A uid without a home is refused by the request's own checks, here.
+  const std::optional<std::string> home = config_.shards->home_of(uid);
+  return !home || *home == config_.locality.datacenter;
+}
+
+template <typename Reply, typename Request>
+Task<rpc::Result<Reply>> MsgService::forward_home(const rpc::MethodSpec& method, uint64_t uid,
+                                                  const rpc::CallContext& ctx, const Request& req) {
+  ++stats_.forwarded;
+  std::string service(kServiceName);
+  service += '@';
+  service += config_.shards->home_of(uid).value_or("");
+  rpc::CallOptions o = rpc::CallOptions::downstream(ctx);
+  o.deadline = ctx.deadline - config_.reply_margin;
+  co_return co_await router_.call<Reply>(std::move(service), method, req, o);
+}
+
+// A 1:1 message to a user homed in another datacenter: durably queued here
+// (the remote queues), acknowledged, and delivered by a fan-out worker through
+// msg.Deliver in the recipient's home datacenter — during a partition it
+// waits in the queue (docs/multi-dc.md "Cross-datacenter messages").
+Task<rpc::Result<SendReply>> MsgService::send_remote(rpc::CallContext ctx, SendRequest req, uint64_t sender,
+                                                     kv::KvClient* kv, std::string key, SentState state,
+                                                     TimePoint deadline) {
+  SendReply reply;
+  const uint64_t to = req.to_uid();
+  if (!state.record.queued()) {
+    GroupQueueItem item;
+    item.set_message_id(state.record.message_id());
+    item.set_sender(sender);
+    item.set_client_msg_id(req.client_msg_id());
+    item.set_body(req.body());
+    item.set_sender_ticket(ctx.ticket);
+    item.add_members(std::min(sender, to));
+    item.add_members(std::max(sender, to));
+    queue::EnqueueResult e = co_await queue_.enqueue(queue_.remote_queue_for(to), state.record.message_id(),
+                                                     item.SerializeAsString(), deadline);
+    if (e.code == queue::EnqueueCode::full) {
+      ++stats_.sends_refused;
+      reply.set_code(MSG_QUEUE_FULL);
+      reply.set_error("the cross-datacenter queue is full; retry later with the same client message id");
+      co_return reply;
+    }
+    if (e.code == queue::EnqueueCode::invalid) {
+      ++stats_.sends_refused;
+      reply.set_code(MSG_INVALID);
+      reply.set_error("the queue refused the item");
+      co_return reply;
+    }
+    if (e.code == queue::EnqueueCode::unknown) {
+      ++stats_.sends_unknown;
+      reply.set_code(MSG_UNKNOWN);
+      reply.set_error("enqueue outcome unknown; retry with the same client message id");
+      co_return reply;
+    }
+    SentRecord next = state.record;
+    next.set_queued(true);
+    (void)co_await kv->cas(key, state.version, next.SerializeAsString());
+    ++stats_.remote_sends_queued;
+  }
+  if (config_.ack_observer) {
+    AckRecord ack;
+    ack.queued = true;
+    ack.message_id = state.record.message_id();
+    ack.sender = sender;
+    ack.client_msg_id = req.client_msg_id();
+    ack.to_uid = to;
+    config_.ack_observer(rt_.node_id(), ack);
+  }
+  ++stats_.sends_ok;
+  reply.set_code(MSG_OK);
+  reply.set_message_id(state.record.message_id());
+  co_return reply;
+}
+
+Task<rpc::Result<DeliverReply>> MsgService::serve_deliver(rpc::CallContext ctx, DeliverRequest req) {
+  DeliverReply reply;
+  ++stats_.delivers;
+  std::string why;
+  const std::optional<uint64_t> sender = authenticate(ctx, &why);
+  if (!sender) {
+    reply.set_code(MSG_UNAUTHENTICATED);
+    reply.set_error(why);
+    co_return reply;
+  }
+  const GroupQueueItem& item = req.item();
+  const uint64_t to = req.recipient();
+  const bool member = std::find(item.members().begin(), item.members().end(), to) != item.members().end();
+  if (*sender != item.sender() || to == 0 || to == item.sender() || !member || item.message_id().empty() ||
+      item.client_msg_id().empty() || item.body().size() > kBodyBytesMax || !homed_here(to)) {
+    reply.set_code(*sender != item.sender() ? MSG_UNAUTHENTICATED : MSG_INVALID);
+    reply.set_error("invalid delivery: sender, recipient or message");
+    co_return reply;
+  }
+  std::optional<shard::ShardedKvClient::Lease> lease = kv_.lease_for_user(to);
+  if (!lease) {
+    reply.set_code(MSG_INVALID);
+    reply.set_error("the recipient has no home");
+    co_return reply;
+  }
+  const TimePoint deadline = deadline_for(ctx);
+  const std::string key = delivery_key(to, item.message_id());
+  SentRecord fresh;
+  fresh.set_message_id(item.message_id());
+  fresh.set_to_uid(item.group_id() == 0 ? to : 0);
+  fresh.set_group_id(item.group_id());
+  fresh.set_body_hash(body_hash(item.body()));
+  std::optional<SentState> state = co_await claim(lease->get(), key, fresh, deadline);
+  if (state && state->record.message_id() != item.message_id()) state.reset();
+  StoredMessage stored;
+  stored.set_message_id(item.message_id());
+  stored.set_sender(item.sender());
+  stored.set_client_msg_id(item.client_msg_id());
+  if (item.group_id() == 0) stored.set_to_uid(to);
+  stored.set_group_id(item.group_id());
+  stored.set_body(item.body());
+  Stored st = co_await store(lease->get(), key, std::move(state), to, stored.SerializeAsString(), item.sender(),
+                             ctx.ticket, deadline, [this, &item, to](const SentRecord& r) {
+                               access::notify_user(rt_, endpoint_, config_.directory, config_.locality.datacenter, to,
+                                                   r.seq());
+                               if (item.group_id() == 0 && config_.ack_observer) {
+                                 AckRecord ack;
+                                 ack.message_id = item.message_id();
+                                 ack.sender = item.sender();
+                                 ack.client_msg_id = item.client_msg_id();
+                                 ack.to_uid = to;
+                                 ack.recipient = to;
+                                 ack.seq = r.seq();
+                                 config_.ack_observer(rt_.node_id(), ack);
+                               }
+                               if (item.group_id() != 0 && config_.group_ack_observer) {
+                                 GroupAckRecord a;
+                                 a.message_id = item.message_id();
+                                 a.sender = item.sender();
+                                 a.client_msg_id = item.client_msg_id();
+                                 a.group_id = item.group_id();
+                                 a.recipients.emplace_back(to, r.seq());
+                                 config_.group_ack_observer(rt_.node_id(), a);
+                               }
+                             });
+  if (st.code == MSG_OK) ++stats_.delivers_ok;
+  reply.set_code(st.code);
+  reply.set_seq(st.seq);
+  reply.set_error(st.error);
   co_return reply;
 }
 
@@ -370,6 +551,7 @@ Task<rpc::Result<SyncReply>> MsgService::serve_sync(rpc::CallContext ctx, SyncRe
     reply.set_error(why);
     co_return reply;
   }
+  if (!homed_here(*user)) co_return co_await forward_home<SyncReply>(kSyncMethod, *user, ctx, req);
   if (req.key_size() > kSyncKeyTypesMax) {
     reply.set_code(MSG_INVALID);
     reply.set_error("sync key has too many data types");
@@ -467,6 +649,7 @@ Task<rpc::Result<GroupSendReply>> MsgService::serve_group_send(rpc::CallContext 
     reply.set_error(why);
     co_return reply;
   }
+  if (!homed_here(*sender)) co_return co_await forward_home<GroupSendReply>(kGroupSendMethod, *sender, ctx, req);
   const uint64_t gid = req.group_id();
   if (gid == 0 || req.client_msg_id().empty() || req.client_msg_id().size() > kClientMsgIdBytesMax ||
       req.body().size() > kBodyBytesMax) {
@@ -551,7 +734,7 @@ Task<rpc::Result<GroupSendReply>> MsgService::serve_group_send(rpc::CallContext 
     item.set_body(req.body());
     item.set_sender_ticket(ctx.ticket);  // the fan-out appends act for the sender with it
     for (uint64_t m : state->record.members()) item.add_members(m);
-    queue::EnqueueResult e = co_await queue_.enqueue(queue::queue_for(gid, queue_.queues()),
+    queue::EnqueueResult e = co_await queue_.enqueue(queue::queue_for(gid, queue_.group_queues()),
                                                      state->record.message_id(), item.SerializeAsString(), deadline);
     if (e.code == queue::EnqueueCode::full) {
       ++stats_.group_sends_refused;
@@ -679,6 +862,7 @@ Task<rpc::Result<ContactChangeReply>> MsgService::serve_contact_change(rpc::Call
     reply.set_error(why);
     co_return reply;
   }
+  if (!homed_here(*user)) co_return co_await forward_home<ContactChangeReply>(kContactChangeMethod, *user, ctx, req);
   if (req.contact_uid() == 0 || req.contact_uid() == *user || !config_.shards->group_of(req.contact_uid())) {
     reply.set_code(MSG_INVALID);
     reply.set_error("invalid contact: zero, oneself, or a uid with no home");
@@ -719,6 +903,7 @@ Task<rpc::Result<SetProfileReply>> MsgService::serve_set_profile(rpc::CallContex
     reply.set_error(why);
     co_return reply;
   }
+  if (!homed_here(*user)) co_return co_await forward_home<SetProfileReply>(kSetProfileMethod, *user, ctx, req);
   account::SetProfileRequest ar;
   ar.set_uid(*user);
   *ar.mutable_profile() = req.profile();

@@ -85,10 +85,14 @@ inline const rpc::MethodSpec kGroupSendMethod{"msg.GroupSend", rpc::Idempotent::
 // changes nothing, so both may be retried and failed over.
 inline const rpc::MethodSpec kContactChangeMethod{"msg.ContactChange", rpc::Idempotent::yes, microseconds(100)};
 inline const rpc::MethodSpec kSetProfileMethod{"msg.SetProfile", rpc::Idempotent::yes, microseconds(100)};
+// Server to server (a fan-out worker of another datacenter); idempotent on
+// (recipient, message id).
+inline const rpc::MethodSpec kDeliverMethod{"msg.Deliver", rpc::Idempotent::yes, microseconds(100)};
 
 inline constexpr std::string_view kServiceName = "msg";
 inline constexpr std::string_view kInboxServiceName = "inbox";
 inline constexpr std::string_view kSentKeyPrefix = "msgsent/";
+inline constexpr std::string_view kDeliveryKeyPrefix = "msgdlv/";
 inline constexpr std::string_view kMessagesType = "messages";
 inline constexpr std::string_view kContactsType = "contacts";
 inline constexpr std::string_view kAccountType = "account";
@@ -131,6 +135,10 @@ struct MessageRecord {
 
 // What the ack hook reports: `message_id` is stored for `recipient` at `seq`.
 struct AckRecord {
+  // True: the message is durably queued for a recipient homed in another
+  // datacenter; no recipient or seq yet (msg.Deliver there acknowledges the
+  // store later).
+  bool queued = false;
   std::string message_id;
   uint64_t sender = 0;
   std::string client_msg_id;
@@ -206,10 +214,17 @@ struct MsgServiceStats {
   uint64_t group_sends = 0, group_sends_ok = 0, group_sends_refused = 0, group_sends_unknown = 0;
   uint64_t kv_writes = 0;  // group sends: sent-record CASes issued (the queue counts its own)
   uint64_t contact_changes = 0, profile_sets = 0;
+  // Multi-datacenter (docs/multi-dc.md): requests of users homed elsewhere
+  // forwarded to their home datacenter; 1:1 sends queued for a recipient homed
+  // elsewhere; msg.Deliver calls served and stored OK.
+  uint64_t forwarded = 0, remote_sends_queued = 0, delivers = 0, delivers_ok = 0;
 };
 
 // "msgsent/<sender>/<cmid>"
 std::string sent_key(uint64_t sender, std::string_view client_msg_id);
+// "msgdlv/<recipient>/<message id>": a message delivered from another
+// datacenter (msg.Deliver), in the recipient's home shard.
+std::string delivery_key(uint64_t recipient, std::string_view message_id);
 // "m<sender>-<cmid>": deterministic, so every attempt names the message alike.
 std::string message_id_for(uint64_t sender, std::string_view client_msg_id);
 // A stored inbox entry as the checker's message copy; nullopt if the bytes do
@@ -245,6 +260,27 @@ class MsgService final : public Node {
                                            const Request& req, const std::string& ticket, TimePoint deadline,
                                            Unknown unknown);
   std::optional<uint64_t> authenticate(const rpc::CallContext& ctx, std::string* why);
+  // With users in several datacenters: `uid` is homed in this node's.
+  bool homed_here(uint64_t uid) const;
+  // Sends the request, unchanged and with the caller's ticket, to a msg node
+  // of `uid`'s home datacenter ("msg@<dc>") and returns its answer.
+  template <typename Reply, typename Request>
+  Task<rpc::Result<Reply>> forward_home(const rpc::MethodSpec& method, uint64_t uid, const rpc::CallContext& ctx,
+                                        const Request& req);
+  struct Stored {
+    MsgCode code = MSG_UNKNOWN;
+    uint64_t seq = 0;
+    std::string error;
+  };
+  // Steps 2–3 of a send (a seq, recorded in the record at `key`, then the
+  // inbox append, a fresh seq on STALE), for `recipient`, bounded by
+  // kSendRoundsMax and the deadline.
+  Task<Stored> store(kv::KvClient* kv, const std::string& key, std::optional<SentState> state, uint64_t recipient,
+                     std::string bytes, uint64_t sender, std::string ticket, TimePoint deadline,
+                     const std::function<void(const SentRecord&)>& acked);
+  Task<rpc::Result<SendReply>> send_remote(rpc::CallContext ctx, SendRequest req, uint64_t sender,
+                                           kv::KvClient* kv, std::string key, SentState state, TimePoint deadline);
+  Task<rpc::Result<DeliverReply>> serve_deliver(rpc::CallContext ctx, DeliverRequest req);
   Task<rpc::Result<SendReply>> serve_send(rpc::CallContext ctx, SendRequest req);
   Task<rpc::Result<SyncReply>> serve_sync(rpc::CallContext ctx, SyncRequest req);
   Task<rpc::Result<GroupSendReply>> serve_group_send(rpc::CallContext ctx, GroupSendRequest req);

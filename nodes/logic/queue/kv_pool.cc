@@ -18,16 +18,22 @@ uint64_t fnv1a64(std::string_view bytes) {
 }
 
 KvPool::KvPool(Runtime& rt, rpc::RpcEndpoint& endpoint, std::shared_ptr<const shard::ShardMap> map,
-               shard::ShardedKvClientConfig config)
+               shard::ShardedKvClientConfig config, std::string local_datacenter)
     : rt_(rt), endpoint_(endpoint), map_(std::move(map)), config_(config) {
   if (!map_ || map_->group_count() == 0) throw std::invalid_argument("KvPool: no shard map");
-  const std::string& dc = map_->group(0).datacenter;
-  std::vector<std::pair<uint32_t, shard::GroupIndex>> by_shard;
-  for (shard::GroupIndex g = 0; g < map_->group_count(); ++g) {
-    if (map_->group(g).datacenter == dc) by_shard.emplace_back(map_->group(g).shard, g);
-  }
-  std::sort(by_shard.begin(), by_shard.end());
-  for (const auto& [s, g] : by_shard) first_dc_groups_.push_back(g);
+  auto groups_of = [this](const std::string& dc) {
+    std::vector<std::pair<uint32_t, shard::GroupIndex>> by_shard;
+    for (shard::GroupIndex g = 0; g < map_->group_count(); ++g) {
+      if (map_->group(g).datacenter == dc) by_shard.emplace_back(map_->group(g).shard, g);
+    }
+    std::sort(by_shard.begin(), by_shard.end());
+    std::vector<shard::GroupIndex> out;
+    for (const auto& [s, g] : by_shard) out.push_back(g);
+    return out;
+  };
+  first_dc_groups_ = groups_of(map_->group(0).datacenter);
+  local_dc_groups_ = local_datacenter.empty() ? first_dc_groups_ : groups_of(local_datacenter);
+  if (local_dc_groups_.empty()) throw std::invalid_argument("KvPool: no groups in datacenter '" + local_datacenter + "'");
   idle_.resize(map_->group_count());
 }
 

@@ -46,15 +46,18 @@ class KvPool {
     std::unique_ptr<kv::KvClient> client_;
   };
 
+  // `local_datacenter`: the datacenter whose groups group_at() picks from
+  // (the queues of a msg / fan-out node live in its own datacenter); empty:
+  // the first datacenter (the datacenter of the map's group 0).
   KvPool(Runtime& rt, rpc::RpcEndpoint& endpoint, std::shared_ptr<const shard::ShardMap> map,
-         shard::ShardedKvClientConfig config = {});
+         shard::ShardedKvClientConfig config = {}, std::string local_datacenter = {});
 
   Lease lease(shard::GroupIndex group);
   // The group of an id: shard fnv1a64(decimal id) % n over the first
   // datacenter's n groups (the datacenter of the map's group 0).
   shard::GroupIndex group_for_id(uint64_t id) const;
-  // The i-th (mod n) group of the first datacenter.
-  shard::GroupIndex group_at(uint64_t i) const { return first_dc_groups_[i % first_dc_groups_.size()]; }
+  // The i-th (mod n) group of the local datacenter.
+  shard::GroupIndex group_at(uint64_t i) const { return local_dc_groups_[i % local_dc_groups_.size()]; }
   const shard::ShardMap& map() const { return *map_; }
 
  private:
@@ -64,6 +67,7 @@ class KvPool {
   std::shared_ptr<const shard::ShardMap> map_;
   shard::ShardedKvClientConfig config_;
   std::vector<shard::GroupIndex> first_dc_groups_;  // by shard index
+  std::vector<shard::GroupIndex> local_dc_groups_;  // by shard index
   std::vector<std::vector<std::unique_ptr<kv::KvClient>>> idle_;
 };
 

@@ -35,7 +35,13 @@ uint32_t queue_for(uint64_t id, uint32_t queues) {
 
 QueueStore::QueueStore(Runtime& rt, KvPool& pool, QueueConfig config) : rt_(rt), pool_(pool), config_(config) {
   if (config_.queues == 0 || config_.queues > kQueuesMax) config_.queues = 1;
+  if (config_.remote_queues > kQueuesMax - config_.queues) config_.remote_queues = kQueuesMax - config_.queues;
   if (config_.length_max == 0 || config_.length_max > kQueueLengthMax) config_.length_max = kQueueLengthMax;
+}
+
+uint32_t QueueStore::remote_queue_for(uint64_t to) const {
+  if (config_.remote_queues == 0) return queue_for(to, config_.queues);
+  return config_.queues + queue_for(to, config_.remote_queues);
 }
 
 shard::GroupIndex QueueStore::group_of(uint32_t q) const { return pool_.group_at(q); }
@@ -47,7 +53,7 @@ Task<void> QueueStore::pause() {
 
 Task<EnqueueResult> QueueStore::enqueue(uint32_t q, std::string dedup_id, std::string payload, TimePoint deadline) {
   ++stats_.enqueues;
-  if (q >= config_.queues || payload.size() > kQueueItemBytesMax || dedup_id.empty() ||
+  if (q >= queues() || payload.size() > kQueueItemBytesMax || dedup_id.empty() ||
       dedup_id.size() > kDedupIdBytesMax) {
     co_return EnqueueResult{EnqueueCode::invalid, 0};
   }
@@ -134,7 +140,7 @@ Task<EnqueueResult> QueueStore::enqueue(uint32_t q, std::string dedup_id, std::s
 }
 
 Task<std::optional<Batch>> QueueStore::read_batch(uint32_t q, uint32_t max, TimePoint deadline) {
-  if (q >= config_.queues) co_return std::nullopt;
+  if (q >= queues()) co_return std::nullopt;
   if (max == 0 || max > kQueueBatchMax) max = kQueueBatchMax;
   KvPool::Lease kv = pool_.lease(group_of(q));
   while (rt_.now() < deadline) {

@@ -56,7 +56,13 @@ inline constexpr uint32_t kQueueBatchMax = 256;
 inline constexpr size_t kDedupIdBytesMax = 256;
 
 struct QueueConfig {
+  // Queues 0..queues-1 carry group messages; with several datacenters,
+  // queues..queues+remote_queues-1 carry 1:1 messages to users homed in
+  // another datacenter (docs/multi-dc.md "Cross-datacenter messages"), so a
+  // partition that holds those up never holds up a group queue behind them.
+  // 0: remote messages share the group queues.
   uint32_t queues = 8;
+  uint32_t remote_queues = 0;
   uint64_t length_max = 10'000;  // ≤ kQueueLengthMax
   Duration retry_pause = milliseconds(20);
 };
@@ -98,7 +104,11 @@ class QueueStore {
   // `pool` must outlive the store.
   QueueStore(Runtime& rt, KvPool& pool, QueueConfig config);
 
-  uint32_t queues() const { return config_.queues; }
+  // Every queue (group and remote ones).
+  uint32_t queues() const { return config_.queues + config_.remote_queues; }
+  uint32_t group_queues() const { return config_.queues; }
+  // The queue of a 1:1 message to `to`, homed in another datacenter.
+  uint32_t remote_queue_for(uint64_t to) const;
   // The KV group holding queue q's records.
   shard::GroupIndex group_of(uint32_t q) const;
 

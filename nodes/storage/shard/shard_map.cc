@@ -36,6 +36,7 @@ ShardMap::ShardMap(ShardMapConfig config) : config_(std::move(config)) {
     throw std::invalid_argument("ShardMap: " + err);
   for (GroupIndex i = 0; i < config_.groups.size(); ++i) {
     by_dc_shard_[{config_.groups[i].datacenter, config_.groups[i].shard}] = i;
+    if (config_.groups[i].datacenter != config_.groups[0].datacenter) multi_datacenter_ = true;
   }
 }
 

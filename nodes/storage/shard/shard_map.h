@@ -60,10 +60,13 @@ class ShardMap {
   std::optional<GroupIndex> group_of(uint64_t uid) const;
   const ShardGroup& group(GroupIndex g) const { return config_.groups[g]; }
   size_t group_count() const { return config_.groups.size(); }
+  // Groups in more than one datacenter (users may be homed in several).
+  bool multi_datacenter() const { return multi_datacenter_; }
 
  private:
   ShardMapConfig config_;
   std::map<std::pair<std::string, uint32_t>, GroupIndex> by_dc_shard_;
+  bool multi_datacenter_ = false;
 };
 
 struct ShardedKvClientConfig {
