@@ -66,4 +66,39 @@ std::vector<WindowStats> send_stats(const History& history, const std::vector<Wi
   return out;
 }
 
+std::vector<WindowStats> sync_stats(const History& history, const std::vector<Window>& windows,
+                                    const std::function<bool(const std::string& process)>& include) {
+  struct Track {
+    int64_t invoke = -1;
+    int64_t ok_at = -1;
+  };
+  std::map<std::pair<std::string, uint64_t>, Track> syncs;  // (process, op id)
+  for (const Event& e : history) {
+    if (const auto* inv = std::get_if<Invoke>(&e.body)) {
+      if (!std::holds_alternative<SyncRequest>(inv->request)) continue;
+      if (include && !include(e.process)) continue;
+      syncs[{e.process, inv->op_id}].invoke = e.t_ns;
+    } else if (const auto* c = std::get_if<Completion>(&e.body)) {
+      if (c->op != OpKind::sync || c->outcome != Outcome::ok) continue;
+      auto it = syncs.find({e.process, c->op_id});
+      if (it != syncs.end() && it->second.ok_at < 0) it->second.ok_at = e.t_ns;
+    }
+  }
+  std::vector<WindowStats> out;
+  for (const Window& w : windows) {
+    WindowStats s;
+    s.window = w;
+    for (const auto& [key, t] : syncs) {
+      if (t.invoke < w.from_ns || t.invoke >= w.until_ns) continue;
+      ++s.attempted;
+      if (t.ok_at < 0) continue;
+      ++s.ok;
+      s.latencies_ns.push_back(t.ok_at - t.invoke);
+    }
+    std::sort(s.latencies_ns.begin(), s.latencies_ns.end());
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 }  // namespace wx::checkers::messaging

@@ -42,5 +42,10 @@ struct WindowStats {
 // `include`, only the sends of processes it accepts count.
 std::vector<WindowStats> send_stats(const History& history, const std::vector<Window>& windows,
                                     const std::function<bool(const std::string& process)>& include = {});
+// The same for syncs: every sync operation (a sync is not retried under one
+// id: each is its own operation) counts in the window of its invoke and
+// succeeded if it completed ok; latency from invoke to completion.
+std::vector<WindowStats> sync_stats(const History& history, const std::vector<Window>& windows,
+                                    const std::function<bool(const std::string& process)>& include = {});
 
 }  // namespace wx::checkers::messaging

@@ -52,6 +52,7 @@
 #include "nodes/runtime/node.h"
 #include "nodes/storage/account/account_service.h"
 #include "nodes/storage/kv/kv_replica.h"
+#include "nodes/storage/repl/replicator.h"
 #include "nodes/storage/seqsvr/alloc_server.h"
 #include "nodes/storage/shard/shard_map.h"
 
@@ -116,6 +117,10 @@ struct ServiceTemplates {
   // access's), the ticket lifetime and the PBKDF2 iteration count; make_node
   // fills in the directory (account instances) and the locality.
   login::LoginServiceConfig login;
+  // repl (the replicators, docs/multi-dc.md): make_node fills in the
+  // datacenter, the streams (every other datacenter's shards), the shard map
+  // and the instance's index / count among its datacenter's replicators.
+  repl::ReplicatorConfig repl;
 };
 
 struct DeploymentSpec {

@@ -11,6 +11,7 @@
 #include "nodes/storage/contacts/contacts_service.h"
 #include "nodes/storage/inbox/inbox_service.h"
 #include "nodes/storage/kv/kv_replica.h"
+#include "nodes/storage/repl/replicator.h"
 #include "nodes/storage/seqsvr/alloc_server.h"
 
 namespace wx::deploy {
@@ -108,8 +109,31 @@ std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, Sta
       }
       return std::make_unique<msg::FanoutWorker>(rt, std::move(c));
     }
-    case Role::repl:
-      break;  // TODO(issue 10): the replicator
+    case Role::repl: {
+      repl::ReplicatorConfig c = t.repl;
+      c.datacenter = n.datacenter;
+      c.shards = d.shard_map();
+      const shard::ShardMap& map = *d.shard_map();
+      auto group_of = [&map](const std::string& dc, uint32_t s) -> const std::vector<NodeId>& {
+        for (size_t g = 0; g < map.group_count(); ++g) {
+          if (map.group(g).datacenter == dc && map.group(g).shard == s) return map.group(g).replicas;
+        }
+        throw std::logic_error("deploy: no group " + dc + "/" + std::to_string(s));
+      };
+      c.streams.clear();
+      for (const DatacenterSpec& dc : d.spec().datacenters) {
+        if (dc.name == n.datacenter) continue;
+        for (uint32_t s = 0; s < d.spec().kv_shards_per_datacenter; ++s) {
+          c.streams.push_back(repl::StreamSpec{dc.name, s, group_of(dc.name, s), group_of(n.datacenter, s)});
+        }
+      }
+      const std::vector<NodeId> peers = d.nodes_of(Role::repl, n.datacenter);
+      c.consumers = static_cast<uint32_t>(peers.size());
+      for (size_t i = 0; i < peers.size(); ++i) {
+        if (peers[i] == id) c.index = static_cast<uint32_t>(i);
+      }
+      return std::make_unique<repl::Replicator>(rt, std::move(c));
+    }
     case Role::login: {
       login::LoginServiceConfig c = t.login;
       c.directory = d.directory();

@@ -212,7 +212,7 @@ GroupWorkload::GroupWorkload(Simulation& sim, SimDeployment& deployment, GroupWo
   if (all.size() > kGroupWorkloadUsersMax) throw std::invalid_argument("group workload: too many users");
   uids_.assign(all.begin(), all.end());
   const rpc::ServiceDirectory& directory = deployment.deployment().directory();
-  const rpc::Locality locality{config_.client_datacenter, config_.client_zone};
+  const shard::ShardMap& shards = *deployment.deployment().shard_map();
   const GroupWorkloadConfig* cfg = &config_;
   GroupRecorder* rec = &recorder_;
   for (uint64_t uid : uids_) {
@@ -220,8 +220,11 @@ GroupWorkload::GroupWorkload(Simulation& sim, SimDeployment& deployment, GroupWo
     const std::string ticket = config_.ticket_for ? config_.ticket_for(uid) : std::string();
     std::vector<GroupSpec> c = creates[uid];
     std::vector<uint64_t> s = sends[uid];
-    users_[uid] = sim.add_node({config_.process_prefix + std::to_string(uid),
-                                Placement{config_.client_datacenter, config_.client_zone, ""},
+    // Several datacenters: the device sits in the user's home datacenter.
+    const std::string dc = shards.multi_datacenter() ? shards.home_of(uid).value_or(config_.client_datacenter)
+                                                     : config_.client_datacenter;
+    const rpc::Locality locality{dc, config_.client_zone};
+    users_[uid] = sim.add_node({config_.process_prefix + std::to_string(uid), Placement{dc, config_.client_zone, ""},
                                 [&directory, locality, uid, ticket, c, s, cfg, rec](Runtime& rt) {
                                   return std::make_unique<GroupUser>(rt, directory, locality, uid, ticket, c, s, cfg,
                                                                      rec);

@@ -136,7 +136,13 @@ std::function<void(NodeId, const msg::AckRecord&)> HistoryLog::ack_observer() {
     ack.sender = a.sender;
     ack.client_msg_id = a.client_msg_id;
     ack.to = cm::Conversation{cm::ConversationKind::user, a.to_uid};
-    if (!a.queued) ack.recipients.push_back(cm::RecipientSeq{a.recipient, a.seq});
+    if (a.queued) {
+      if (!remote_delivered_.count(a.message_id)) remote_pending_.insert(a.message_id);
+    } else {
+      ack.recipients.push_back(cm::RecipientSeq{a.recipient, a.seq});
+      remote_delivered_.insert(a.message_id);
+      remote_pending_.erase(a.message_id);
+    }
     history_.push_back(cm::Event{sim_.now().ns(), "msg-" + std::to_string(server.value), std::move(ack)});
   };
 }
@@ -370,7 +376,7 @@ Task<void> SimUser::final_loop() {
 
 MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment, MessagingWorkloadConfig config,
                                      HistoryLog& log)
-    : sim_(sim), deployment_(deployment), config_(std::move(config)) {
+    : sim_(sim), deployment_(deployment), config_(std::move(config)), log_(log) {
   if (config_.users == 0 || config_.users > kWorkloadUsersMax) {
     throw std::invalid_argument("workload: users must be 1.." + std::to_string(kWorkloadUsersMax));
   }
@@ -385,11 +391,16 @@ MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment,
   const client::ClientPath path = config_.path == UserPath::direct            ? client::ClientPath::direct
                                   : config_.path == UserPath::short_connection ? client::ClientPath::short_connection
                                                                                : client::ClientPath::long_connection;
-  std::vector<std::string> zones;  // the access zones users prefer, round robin
-  for (const deploy::DatacenterSpec& dc : deployment.deployment().spec().datacenters) {
-    if (dc.name == config_.client_datacenter) zones = dc.zones;
-  }
-  const rpc::Locality locality{config_.client_datacenter, config_.client_zone};
+  // Users homed in several datacenters (docs/multi-dc.md): each user's device
+  // sits in its home datacenter's client zone and talks to that datacenter's
+  // access nodes; otherwise every device is in client_datacenter.
+  const shard::ShardMap& shards = *deployment.deployment().shard_map();
+  const bool at_home = shards.multi_datacenter() && !config_.register_users;
+  auto client_dc_of = [&](uint64_t uid) {
+    return at_home ? shards.home_of(uid).value_or(config_.client_datacenter) : config_.client_datacenter;
+  };
+  std::map<std::string, std::vector<std::string>> zones_of;  // the access zones users prefer, round robin
+  for (const deploy::DatacenterSpec& dc : deployment.deployment().spec().datacenters) zones_of[dc.name] = dc.zones;
   HistoryLog* recorder = &log;
   if (config_.register_users) {
     registered_ = std::make_shared<RegisteredUsers>();
@@ -406,7 +417,10 @@ MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment,
     client::AccessLinkConfig lc = config_.access;
     lc.uid = cc.uid;
     lc.ticket = cc.ticket;
-    lc.datacenter = config_.client_datacenter;
+    const std::string dc = client_dc_of(uids_[i]);
+    const std::vector<std::string>& zones = zones_of[dc];
+    const rpc::Locality locality{dc, config_.client_zone};
+    lc.datacenter = dc;
     lc.preferred_zone = zones.empty() ? std::string() : zones[i % zones.size()];
     preferred_zones_[cc.process] = lc.preferred_zone;
     SimUserPlan plan;
@@ -423,7 +437,7 @@ MessagingWorkload::MessagingWorkload(Simulation& sim, SimDeployment& deployment,
       plan.contact_change_mean = config_.contact_change_interval_mean;
       plan.profile_change_mean = config_.profile_change_interval_mean;
     }
-    users_.push_back(sim.add_node({cc.process, Placement{config_.client_datacenter, config_.client_zone, ""},
+    users_.push_back(sim.add_node({cc.process, Placement{dc, config_.client_zone, ""},
                                    [&directory, locality, cc, lc, plan, recorder](Runtime& rt) {
                                      return std::make_unique<SimUser>(rt, directory, locality, cc, lc, plan, recorder);
                                    }}));
@@ -450,6 +464,10 @@ EndPhase MessagingWorkload::end_phase() {
   EndPhase p;
   p.stop.push_back([this] { stop_traffic(); });
   p.idle.push_back([this] { return all_idle(); });
+  if (deployment_.deployment().shard_map()->multi_datacenter()) {
+    // 1:1 messages queued for users homed in another datacenter are stored.
+    p.drained.push_back([this] { return log_.remote_pending() == 0; });
+  }
   p.readers.push_back(reader_);
   p.final_start.push_back([this] {
     for (size_t i = 0; i < users_.size(); ++i) {

@@ -41,6 +41,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -88,10 +89,14 @@ class HistoryLog final : public client::HistoryRecorder {
   std::function<void(NodeId, const msg::AckRecord&)> ack_observer();
   const checkers::messaging::History& history() const { return history_; }
   checkers::messaging::History& history() { return history_; }
+  // 1:1 messages acknowledged as queued for a recipient homed in another
+  // datacenter and not yet acknowledged as stored there.
+  size_t remote_pending() const { return remote_pending_.size(); }
 
  private:
   Simulation& sim_;
   checkers::messaging::History history_;
+  std::set<std::string> remote_pending_, remote_delivered_;
 };
 
 // How simulated users reach the msg service. automatic: long_connection if
@@ -278,6 +283,7 @@ class MessagingWorkload {
   Simulation& sim_;
   SimDeployment& deployment_;
   MessagingWorkloadConfig config_;
+  HistoryLog& log_;
   std::vector<uint64_t> uids_;
   std::map<std::string, std::string> preferred_zones_;
   ContactGraph graph_;

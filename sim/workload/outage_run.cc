@@ -9,6 +9,9 @@
 
 #include "nodes/deploy/deployment.h"
 #include "nodes/logic/ticket/ticket.h"
+#include "nodes/storage/kv/kv_replica.h"
+#include "nodes/storage/repl/replicator.h"
+#include "nodes/storage/shard/shard_map.h"
 
 namespace wx::sim::workload {
 
@@ -104,6 +107,19 @@ OutageRun::OutageRun(OutageRunConfig config) : config_(std::move(config)) {
     for (deploy::Role r : {deploy::Role::msg, deploy::Role::access, deploy::Role::group, deploy::Role::fanout}) {
       spec.instances_per_zone[r] = 1;
     }
+  }
+  if (spec.datacenters.size() > 1) {
+    // Several datacenters (docs/multi-dc.md): users homed in turn in each
+    // (unless the spec says), replicators in every zone, cross-datacenter 1:1
+    // messages in queues of their own.
+    if (spec.home_datacenter.empty()) {
+      for (size_t i = 0; i < config_.users; ++i) {
+        spec.home_datacenter[kOutageUidBase + i] = spec.datacenters[i % spec.datacenters.size()].name;
+      }
+    }
+    if (!spec.instances_per_zone.count(deploy::Role::repl)) spec.instances_per_zone[deploy::Role::repl] = 1;
+    if (spec.templates.msg.queue.remote_queues == 0) spec.templates.msg.queue.remote_queues = 4;
+    spec.templates.fanout.queue = spec.templates.msg.queue;
   }
   spec.templates.msg.keys = ring_config();
   spec.templates.access.keys = ring_config();
@@ -230,7 +246,101 @@ bool OutageRun::run(std::string* why, const std::function<void()>& before_end_ph
   cm::CheckOptions co;
   co.context = fmt::format("seed {}", config_.seed);
   verdict_ = cm::check_messaging(log_->history(), co);
+  if (multi_datacenter()) {
+    const bool caught_up = wait_for_replication();
+    timeline_.push_back({sim.now(), caught_up ? "replicas caught up: every datacenter's copies dumped"
+                                              : "replicas NOT caught up within the limit: dumped as they are"});
+    replica_verdict_ = checkers::check_replica_convergence(dump_replicas(), user_placements());
+    if (sim.failure()) {
+      *why = *sim.failure();
+      return false;
+    }
+  }
   return true;
+}
+
+bool OutageRun::multi_datacenter() const { return deployment_desc_->shard_map()->multi_datacenter(); }
+
+bool OutageRun::wait_for_replication() {
+  Simulation& sim = *sim_;
+  const deploy::Deployment& d = *deployment_desc_;
+  const shard::ShardMap& map = *d.shard_map();
+  // What each source group had applied when the end phase finished: every
+  // user record written by then is below it.
+  std::map<std::pair<std::string, uint32_t>, uint64_t> target;
+  for (size_t g = 0; g < map.group_count(); ++g) {
+    uint64_t applied = 0;
+    for (NodeId id : map.group(g).replicas) {
+      if (auto* r = sim.node_as<kv::KvReplica>(id)) applied = std::max(applied, r->applied_index());
+    }
+    target[{map.group(g).datacenter, map.group(g).shard}] = applied;
+  }
+  std::vector<NodeId> replicators = d.nodes_of(deploy::Role::repl);
+  auto caught_up = [&] {
+    for (const deploy::DatacenterSpec& dc : d.spec().datacenters) {
+      // Every stream into dc: some replicator of dc holds it with a cursor at
+      // or past the target.
+      for (const auto& [src, applied] : target) {
+        if (src.first == dc.name) continue;
+        bool ok = false;
+        for (NodeId id : replicators) {
+          if (d.node(id).datacenter != dc.name) continue;
+          auto* r = sim.node_as<repl::Replicator>(id);
+          if (r == nullptr) continue;
+          for (const repl::StreamStatus& st : r->stats().streams) {
+            if (st.held && st.source_dc == src.first && st.shard == src.second && st.cursor >= applied) ok = true;
+          }
+        }
+        if (!ok) return false;
+      }
+    }
+    return true;
+  };
+  const TimePoint limit = sim.now() + config_.replication_limit;
+  const bool ok = sim.run_until(caught_up, limit) && caught_up();
+  if (ok) caught_up_at_ = sim.now();
+  sim.run_until(sim.now() + config_.replica_settle);
+  return ok;
+}
+
+std::vector<checkers::ReplicaDump> OutageRun::dump_replicas() {
+  std::vector<checkers::ReplicaDump> out;
+  for (const deploy::NodeDesc& n : deployment_desc_->nodes()) {
+    if (n.role != deploy::Role::kv || n.global) continue;
+    checkers::ReplicaDump dump;
+    dump.datacenter = n.datacenter;
+    dump.replica = n.name;
+    dump.shard = n.shard;
+    if (auto* r = sim_->node_as<kv::KvReplica>(n.id)) {
+      for (const kv::Item& item : r->dump()) {
+        const std::optional<uint64_t> uid = shard::user_of_key(item.key());
+        if (!uid) continue;
+        dump.items.push_back(checkers::ReplicaItem{*uid, item.key(), item.version(), msg::body_hash(item.value())});
+      }
+    }
+    out.push_back(std::move(dump));
+  }
+  return out;
+}
+
+std::map<uint64_t, checkers::UserPlacement> OutageRun::user_placements() const {
+  std::map<uint64_t, checkers::UserPlacement> out;
+  const shard::ShardMap& map = *deployment_desc_->shard_map();
+  for (uint64_t uid : one_to_one_->uids()) {
+    out[uid] = checkers::UserPlacement{map.home_of(uid).value_or(""), map.shard_of(uid)};
+  }
+  return out;
+}
+
+std::set<std::string> OutageRun::processes_homed_in(const std::string& datacenter) const {
+  std::set<std::string> out;
+  const shard::ShardMap& map = *deployment_desc_->shard_map();
+  for (uint64_t uid : one_to_one_->uids()) {
+    if (map.home_of(uid).value_or("") != datacenter) continue;
+    out.insert("c" + std::to_string(uid));
+    out.insert("g" + std::to_string(uid));
+  }
+  return out;
 }
 
 }  // namespace wx::sim::workload

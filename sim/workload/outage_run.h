@@ -40,10 +40,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "checkers/messaging.h"
+#include "checkers/replica_convergence.h"
 #include "nodes/runtime/runtime.h"
 #include "nodes/runtime/time.h"
 #include "sim/deployment_builder.h"
@@ -81,6 +83,12 @@ struct OutageRunConfig {
   Duration end_limit = seconds(900);     // simulated time allowed for the end phase
   LogLevel log_level = LogLevel::warn;
   size_t trace_records_max = 0;          // the kernel's trace kept for writing out
+  // Several datacenters (docs/multi-dc.md): after the end phase the run waits
+  // (at most this long) until every replicator has shipped what its source
+  // held when the end phase finished, then `replica_settle` more, then dumps
+  // every KV replica and judges replica convergence.
+  Duration replication_limit = minutes(5);
+  Duration replica_settle = seconds(5);
   // Test-only fault: the msg service acknowledges a send before its inbox
   // commit (MsgServiceConfig::unsafe_ack_before_inbox_commit).
   bool unsafe_ack_before_inbox_commit = false;
@@ -148,6 +156,20 @@ class OutageRun {
   // Group message id → when the last member's inbox held it.
   const std::map<std::string, TimePoint>& group_completed_at() const { return recorder_->completed_at(); }
   client::MessagingClient::Stats client_totals() { return one_to_one_->totals(); }
+  // Several datacenters: users homed in more than one datacenter.
+  bool multi_datacenter() const;
+  // Every KV replica of the shard groups: the user records it holds (the
+  // facts the replica-convergence checker reads), in node id order.
+  std::vector<checkers::ReplicaDump> dump_replicas();
+  // Every user of the run: home datacenter and shard.
+  std::map<uint64_t, checkers::UserPlacement> user_placements() const;
+  // Several datacenters, after a run() that returned true: the verdict and
+  // when the replicas had caught up (nullopt: not within replication_limit,
+  // the verdict then judges the replicas as they were at the limit).
+  const std::optional<checkers::ReplicaConvergenceVerdict>& replica_verdict() const { return replica_verdict_; }
+  std::optional<TimePoint> replication_caught_up_at() const { return caught_up_at_; }
+  // The process names of the devices of users homed in `datacenter`.
+  std::set<std::string> processes_homed_in(const std::string& datacenter) const;
   // The 1:1 users' processes → the access zone each prefers.
   const std::map<std::string, std::string>& preferred_zones() const { return one_to_one_->preferred_zones(); }
 
@@ -166,6 +188,10 @@ class OutageRun {
   bool end_timed_out_ = false;
   std::vector<Mark> timeline_;
   std::optional<checkers::messaging::MessagingVerdict> verdict_;
+  std::optional<checkers::ReplicaConvergenceVerdict> replica_verdict_;
+  std::optional<TimePoint> caught_up_at_;
+  // Waits for the replicators (see replication_limit); true when caught up.
+  bool wait_for_replication();
 };
 
 }  // namespace wx::sim::workload
