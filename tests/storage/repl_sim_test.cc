@@ -736,5 +736,215 @@ TEST(Replication, CopiesConvergeBothWaysAndNothingTravelsBack) {
               static_cast<double>(w.shared->lag_max.ns()) / 1e6);
 }
 
+sim::Selectors dc_sel(size_t dc) { return {sim::Selector::datacenter(kDcs[dc])}; }
+
+void print_stats(const char* what, World& w, const ReplicatorStats& t) {
+  std::printf("%s: %llu+%llu writes acknowledged, %llu stream entries, %llu writes shipped, %llu full copies, "
+              "%llu lease takeovers, lag max %.1f ms\n",
+              what, static_cast<unsigned long long>(w.shared->acked_ops[0]),
+              static_cast<unsigned long long>(w.shared->acked_ops[1]),
+              static_cast<unsigned long long>(t.entries_applied), static_cast<unsigned long long>(t.writes_applied),
+              static_cast<unsigned long long>(t.full_copies), static_cast<unsigned long long>(t.lease_takeovers),
+              static_cast<double>(w.shared->lag_max.ns()) / 1e6);
+}
+
+TEST(Replication, BothSidesKeepWritingThroughAPartitionAndConvergeAfterTheHeal) {
+  World w({.seed = 12, .write_for = seconds(8)});
+  w.shared->window_from = TimePoint::zero() + seconds(3);
+  w.shared->window_to = TimePoint::zero() + seconds(7);
+  w.sim.at(TimePoint::zero() + seconds(3), [&w] { w.sim.faults().partition_for({dc_sel(0), dc_sel(1)}, seconds(4)); });
+  w.start();
+  // In the middle of the partition the other side's copy is behind.
+  w.sim.run_until(TimePoint::zero() + seconds(6));
+  EXPECT_NE(w.divergence(), "") << "the partition should hold copies back";
+  ASSERT_EQ(w.converge(), "");
+  EXPECT_GT(w.shared->acked_in_window[0], 20u) << "dc1 must keep its own writes during the partition";
+  EXPECT_GT(w.shared->acked_in_window[1], 20u) << "dc2 must keep its own writes during the partition";
+  print_stats("partition", w, w.total_stats());
+}
+
+// A datacenter lost (every node crashed, disks intact) for `down`, then back.
+struct LossResult {
+  std::string error;
+  ReplicatorStats returning;  // dc2's replicators after the return
+  ReplicatorStats all;
+  uint64_t full_copy_samples = 0;
+};
+
+LossResult lose_dc2(uint64_t seed, uint64_t retention, Duration down) {
+  World w({.seed = seed, .retention = retention, .write_for = seconds(4) + down});
+  w.sim.at(TimePoint::zero() + seconds(3), [&w] { w.sim.faults().kill_datacenter(kDcs[1]); });
+  w.sim.at(TimePoint::zero() + seconds(3) + down, [&w] { w.sim.faults().restore_datacenter(kDcs[1]); });
+  w.start();
+  LossResult r;
+  r.error = w.converge();
+  r.returning = w.total_stats(1);
+  r.all = w.total_stats();
+  r.full_copy_samples = w.shared->full_copy_samples;
+  print_stats("dc lost", w, r.all);
+  return r;
+}
+
+TEST(Replication, AReturningDatacenterCatchesUpFromTheStream) {
+  LossResult r = lose_dc2(13, 1'000'000, seconds(5));
+  ASSERT_EQ(r.error, "");
+  EXPECT_GT(r.returning.entries_applied, 0u) << "dc2 must catch up from dc1's stream";
+  EXPECT_GT(r.returning.writes_applied, 0u);
+  EXPECT_EQ(r.all.full_copies, 0u) << "the retention covers the outage: no full copy";
+  EXPECT_EQ(r.full_copy_samples, 0u);
+}
+
+TEST(Replication, AReturningDatacenterBeyondTheRetentionCatchesUpByAFullCopy) {
+  LossResult r = lose_dc2(14, 40, seconds(6));
+  ASSERT_EQ(r.error, "");
+  EXPECT_GE(r.returning.full_copies, 1u) << "what dc2 missed is truncated: it needs a full copy";
+  EXPECT_GE(r.returning.truncated, 1u);
+  EXPECT_GT(r.full_copy_samples, 0u);
+}
+
+TEST(Replication, AnotherInstanceTakesOverFromCrashedReplicatorsAndAZoneOutage) {
+  World w({.seed = 15, .write_for = seconds(12)});
+  std::vector<NodeId> crashed;
+  // dc2's stream holders crash for good at 3 s; at 8 s zone c of dc2 (the
+  // last replicator, one replica per group) goes dark for 3 s.
+  w.sim.at(TimePoint::zero() + seconds(3), [&w, &crashed] {
+    crashed = w.holders(1);
+    for (NodeId id : crashed) w.sim.crash(id);
+  });
+  w.sim.at(TimePoint::zero() + seconds(8), [&w] { w.sim.faults().kill_zone("c", kDcs[1]); });
+  w.sim.at(TimePoint::zero() + seconds(11), [&w] { w.sim.faults().restore_zone("c", kDcs[1]); });
+  w.start();
+  w.sim.run_until(TimePoint::zero() + seconds(7));
+  ReplicatorStats mid = w.total_stats(1);
+  ASSERT_FALSE(crashed.empty());
+  EXPECT_GE(mid.lease_takeovers, 1u) << "a surviving instance must take the streams over";
+  EXPECT_FALSE(w.holders(1).empty());
+  ASSERT_EQ(w.converge(), "");
+  for (NodeId id : crashed) EXPECT_FALSE(w.sim.is_up(id));
+  print_stats("takeover", w, w.total_stats());
+}
+
+// --- the seeded sweep ----------------------------------------------------------------
+
+struct SweepResult {
+  std::string failure;
+  uint64_t trace_hash = 0;
+  uint64_t faults = 0, full_copies = 0, entries = 0;
+};
+
+SweepResult run_sweep_seed(uint64_t seed) {
+  World w({.seed = seed, .retention = seed % 3 == 0 ? uint64_t{60} : uint64_t{1'000'000}, .write_for = seconds(8)});
+  Rng rng = w.sim.derive_rng("repl-sweep-faults", 0);
+  SweepResult out;
+  std::vector<NodeId> crashed;
+  // Faults in [2.5 s, 9 s): crashes of replicators and KV replicas (restarted
+  // after a while), partitions between the datacenters, zone and datacenter
+  // outages (one outage at a time).
+  auto outage_active = std::make_shared<bool>(false);
+  TimePoint t = TimePoint::zero() + milliseconds(2500);
+  const TimePoint faults_end = TimePoint::zero() + seconds(9);
+  while (true) {
+    t = t + milliseconds(200 + static_cast<int64_t>(rng.uniform(1200)));
+    if (t >= faults_end) break;
+    const Duration len = milliseconds(500 + static_cast<int64_t>(rng.uniform(3500)));
+    const uint64_t kind = rng.uniform(5);
+    const size_t dc = rng.uniform(kDcCount);
+    ++out.faults;
+    switch (kind) {
+      case 0: {  // a replicator crashes and comes back
+        NodeId id = w.replicators[dc][rng.uniform(kZoneCount)];
+        w.sim.at(t, [&w, id] { if (w.sim.is_up(id)) w.sim.crash(id); });
+        w.sim.at(t + len, [&w, id] { if (!w.sim.is_up(id)) w.sim.start(id); });
+        break;
+      }
+      case 1: {  // a KV replica crashes and comes back
+        const size_t g = w.group_at[dc][rng.uniform(kShards)];
+        NodeId id = w.map->group(g).replicas[rng.uniform(kZoneCount)];
+        w.sim.at(t, [&w, id] { if (w.sim.is_up(id)) w.sim.crash(id); });
+        w.sim.at(t + len, [&w, id] { if (!w.sim.is_up(id)) w.sim.start(id); });
+        break;
+      }
+      case 2:  // the datacenters cannot talk
+        w.sim.at(t, [&w, len] { w.sim.faults().partition_for({dc_sel(0), dc_sel(1)}, len); });
+        break;
+      case 3: {  // a zone outage
+        const std::string zone = kZones[rng.uniform(kZoneCount)];
+        w.sim.at(t, [&w, zone, dc, len, outage_active] {
+          if (*outage_active) return;
+          *outage_active = true;
+          w.sim.faults().kill_zone(zone, kDcs[dc]);
+          w.sim.at(w.sim.now() + len, [&w, zone, dc, outage_active] {
+            w.sim.faults().restore_zone(zone, kDcs[dc]);
+            *outage_active = false;
+          });
+        });
+        break;
+      }
+      default:  // a datacenter outage
+        w.sim.at(t, [&w, dc, len, outage_active] {
+          if (*outage_active) return;
+          *outage_active = true;
+          w.sim.faults().kill_datacenter(kDcs[dc]);
+          w.sim.at(w.sim.now() + len, [&w, dc, outage_active] {
+            w.sim.faults().restore_datacenter(kDcs[dc]);
+            *outage_active = false;
+          });
+        });
+        break;
+    }
+  }
+  // The heal: every rule healed and every node up (outages end by themselves
+  // within 4 s of the last fault; this catches anything left).
+  w.sim.at(faults_end + seconds(5), [&w] {
+    w.sim.faults().heal_all();
+    for (NodeId id{1}; id.value <= w.sim.node_count(); ++id.value) {
+      if (!w.sim.is_up(id)) w.sim.start(id);
+    }
+  });
+  w.start();
+  w.sim.run_until(faults_end + seconds(5) + milliseconds(1));
+  out.failure = w.converge(seconds(180));
+  ReplicatorStats t2 = w.total_stats();
+  out.full_copies = t2.full_copies;
+  out.entries = t2.entries_applied;
+  out.trace_hash = w.sim.trace_hash();
+  return out;
+}
+
+TEST(Replication, ConvergesAfterRandomFaults) {
+  const testing::SeedRange seeds = testing::seed_range(200);
+  const auto t0 = std::chrono::steady_clock::now();
+  uint64_t faults = 0, copies = 0;
+  for (uint64_t s = seeds.first; s < seeds.end(); ++s) {
+    SweepResult r = run_sweep_seed(s);
+    ASSERT_EQ(r.failure, "") << "seed " << s << "\n"
+                             << testing::rerun_hint(s, "build/tests/storage/repl_sim_test",
+                                                    "Replication.ConvergesAfterRandomFaults");
+    if (testing::verbose()) {
+      std::printf("seed %llu: %llu faults, %llu stream entries, %llu full copies, hash %016llx\n",
+                  static_cast<unsigned long long>(s), static_cast<unsigned long long>(r.faults),
+                  static_cast<unsigned long long>(r.entries), static_cast<unsigned long long>(r.full_copies),
+                  static_cast<unsigned long long>(r.trace_hash));
+    }
+    faults += r.faults;
+    copies += r.full_copies;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("repl sweep: %llu seeds, %.1f s, %llu faults, %llu full copies\n",
+              static_cast<unsigned long long>(seeds.count), secs, static_cast<unsigned long long>(faults),
+              static_cast<unsigned long long>(copies));
+}
+
+TEST(Replication, SameSeedSameTraceHash) {
+  const uint64_t seed = testing::seed_range(1).first;
+  SweepResult a = run_sweep_seed(seed);
+  SweepResult b = run_sweep_seed(seed);
+  ASSERT_EQ(a.failure, "");
+  EXPECT_EQ(a.trace_hash, b.trace_hash);
+  EXPECT_EQ(a.entries, b.entries);
+  SweepResult c = run_sweep_seed(seed + 1);
+  EXPECT_NE(a.trace_hash, c.trace_hash);
+}
+
 }  // namespace
 }  // namespace wx::repl
