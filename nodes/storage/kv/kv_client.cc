@@ -143,6 +143,35 @@ Task<KvTxnResult> KvClient::txn(std::vector<KvTxnCondition> conditions, std::vec
   co_return out;
 }
 
+Task<KvReplicateResult> KvClient::replicate(std::vector<VersionedWrite> writes, std::string cursor_key,
+                                            uint64_t cursor_index) {
+  Command cmd;
+  cmd.set_kind(Command::REPLICATE);
+  for (VersionedWrite& w : writes) *cmd.add_replicated() = std::move(w);
+  cmd.set_cursor_key(std::move(cursor_key));
+  cmd.set_cursor_index(cursor_index);
+  KvReplicateResult out;
+  if (std::string err = validate_replicate(cmd); !err.empty()) {
+    out.code = KvReplicateCode::invalid;
+    out.error = std::move(err);
+    co_return out;
+  }
+  cmd.set_client_id(config_.client_id);
+  cmd.set_seq(next_seq_++);
+  WriteRequest req;
+  *req.mutable_command() = std::move(cmd);
+  std::optional<WriteReply> r =
+      co_await call_leader<WriteReply>(kReplicateMethod, req.SerializeAsString(), &out.attempts);
+  if (!r) co_return out;
+  if (r->code() == OK) {
+    out.code = KvReplicateCode::ok;
+    out.applied_writes = r->version();
+  } else if (r->code() == INVALID) {
+    out.code = KvReplicateCode::invalid;
+  }
+  co_return out;
+}
+
 Task<KvScanResult> KvClient::scan(std::string prefix, std::string from, std::string to, uint32_t limit) {
   ScanRequest req;
   req.set_prefix(std::move(prefix));

@@ -82,6 +82,19 @@ struct KvTxnResult {
   int attempts = 0;
 };
 
+enum class KvReplicateCode : uint8_t {
+  ok,       // applied once
+  invalid,  // malformed or over a limit (validate_replicate): never applied
+  unknown,  // no definite answer by the deadline: applied once, later, or never (it is idempotent)
+};
+
+struct KvReplicateResult {
+  KvReplicateCode code = KvReplicateCode::unknown;
+  uint64_t applied_writes = 0;  // ok: writes newer than the local copy, stored
+  std::string error;            // invalid, when the client saw it
+  int attempts = 0;
+};
+
 struct KvScanResult {
   KvResultCode code = KvResultCode::unknown;  // ok or unknown
   std::vector<Item> items;
@@ -98,6 +111,12 @@ class KvClient {
   // this client's next write (a newer request id makes it STALE if it was
   // not applied yet), or re-issued (applied at most once).
   Task<KvTxnResult> txn(std::vector<KvTxnCondition> conditions, std::vector<KvTxnWrite> writes);
+  // A REPLICATE command (docs/storage.md, "Change stream and replication"):
+  // each write is stored with its source version if that is above the local
+  // version; `cursor_key` (empty: none) is raised to max(current,
+  // cursor_index). One request id for all attempts.
+  Task<KvReplicateResult> replicate(std::vector<VersionedWrite> writes, std::string cursor_key,
+                                    uint64_t cursor_index);
   // Keys with `prefix`, or in [from, to) when prefix is empty; at most `limit`.
   Task<KvScanResult> scan(std::string prefix, std::string from, std::string to, uint32_t limit);
 

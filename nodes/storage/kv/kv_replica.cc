@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <charconv>
 #include <stdexcept>
 
 #include "nodes/runtime/disk.h"
@@ -27,7 +28,13 @@ constexpr const char* kSchema =
     // The full result of a client's last TXN (a TxnOutcome), for a retry of
     // the same request id; kv_sessions stays the authority on the seq.
     "CREATE TABLE IF NOT EXISTS kv_txn_results (client_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL,"
-    "  outcome BLOB NOT NULL);";
+    "  outcome BLOB NOT NULL);"
+    // The change stream: the writes of each applied local-origin command, by
+    // log index (idx) and position in the command (pos); at_ns is the
+    // applying replica's clock. kv_changes_floor: the highest idx trimmed.
+    "CREATE TABLE IF NOT EXISTS kv_changes (idx INTEGER NOT NULL, pos INTEGER NOT NULL, key BLOB NOT NULL,"
+    "  value BLOB NOT NULL, version INTEGER NOT NULL, at_ns INTEGER NOT NULL, PRIMARY KEY (idx, pos));"
+    "CREATE TABLE IF NOT EXISTS kv_changes_floor (id INTEGER PRIMARY KEY CHECK (id = 1), floor INTEGER NOT NULL);";
 
 // The version of `key` in the state machine (0: absent).
 uint64_t version_of(sqlite::Database& db, const std::string& key) {
@@ -96,6 +103,30 @@ std::string validate_txn(const Command& cmd) {
   return {};
 }
 
+std::string validate_replicate(const Command& cmd) {
+  const size_t nw = static_cast<size_t>(cmd.replicated_size());
+  if (nw == 0 && cmd.cursor_key().empty()) return "a replicate needs a write or a cursor";
+  if (nw > kReplicateWritesMax)
+    return "replicate has " + std::to_string(nw) + " writes, more than " + std::to_string(kReplicateWritesMax);
+  if (cmd.cursor_key().size() > kKeyBytesMax) return "cursor key too long";
+  size_t bytes = cmd.cursor_key().size();
+  for (size_t i = 0; i < nw; ++i) {
+    const VersionedWrite& w = cmd.replicated(static_cast<int>(i));
+    if (w.key().empty()) return "write " + std::to_string(i) + ": empty key";
+    if (w.key().size() > kKeyBytesMax) return "write " + std::to_string(i) + ": key too long";
+    if (w.version() == 0) return "write " + std::to_string(i) + ": version 0";
+    if (w.key() == cmd.cursor_key()) return "write " + std::to_string(i) + ": the cursor key";
+    for (size_t j = 0; j < i; ++j) {
+      if (cmd.replicated(static_cast<int>(j)).key() == w.key())
+        return "write " + std::to_string(i) + ": key repeated (write " + std::to_string(j) + ")";
+    }
+    bytes += w.key().size() + w.value().size();
+  }
+  if (bytes > kReplicateBytesMax)
+    return "replicate carries " + std::to_string(bytes) + " bytes, more than " + std::to_string(kReplicateBytesMax);
+  return {};
+}
+
 KvReplica::KvReplica(Runtime& rt, KvReplicaConfig config)
     : rt_(rt), config_(std::move(config)), endpoint_(rt, config_.server) {
   if (config_.self_index >= config_.members.size()) throw std::invalid_argument("KvReplicaConfig::self_index");
@@ -137,6 +168,10 @@ void KvReplica::open_storage(paxos::HardState& hs, std::vector<paxos::Entry>& lo
     sqlite::Statement q = db.prepare("SELECT idx FROM kv_applied WHERE id = 1");
     if (q.step()) applied_index_ = to_u64(q.column_int64(0));
   }
+  {
+    sqlite::Statement q = db.prepare("SELECT floor FROM kv_changes_floor WHERE id = 1");
+    if (q.step()) change_floor_ = to_u64(q.column_int64(0));
+  }
 }
 
 void KvReplica::start() {
@@ -176,6 +211,15 @@ void KvReplica::start() {
   endpoint_.register_method<WriteRequest, TxnReply>(
       kTxnMethod, [this](rpc::CallContext ctx, WriteRequest req) -> Task<rpc::Result<TxnReply>> {
         return serve_txn(std::move(ctx), std::move(req));
+      });
+  endpoint_.register_method<WriteRequest, WriteReply>(
+      kReplicateMethod, [this](rpc::CallContext ctx, WriteRequest req) -> Task<rpc::Result<WriteReply>> {
+        return serve_replicate(std::move(ctx), std::move(req));
+      });
+  endpoint_.register_method<ChangesRequest, ChangesReply>(
+      kChangesMethod,
+      [this](rpc::CallContext, ChangesRequest req) -> Task<rpc::Result<ChangesReply>> {
+        return serve_changes(std::move(req));
       });
   endpoint_.register_method<GetRequest, GetReply>(
       kGetMethod, [this](rpc::CallContext ctx, GetRequest req) -> Task<rpc::Result<GetReply>> {
@@ -227,6 +271,9 @@ void KvReplica::notify_persisted(const std::vector<paxos::Entry>& entries) {
     if (!cmd.ParseFromString(e.command)) continue;
     if (cmd.kind() == Command::TXN) {
       for (const auto& w : cmd.writes()) keys.push_back(w.key());
+    } else if (cmd.kind() == Command::REPLICATE) {
+      for (const auto& w : cmd.replicated()) keys.push_back(w.key());
+      if (!cmd.cursor_key().empty()) keys.push_back(cmd.cursor_key());
     } else {
       keys.push_back(cmd.key());
     }
@@ -268,11 +315,25 @@ void KvReplica::persist_and_apply(const paxos::Ready& rd) {
         rt_.error("kv: committed entry {} does not parse; skipped", e.index);
         continue;
       }
+      entry_changes_.clear();
       Wake w = apply_command(cmd);
+      if (!entry_changes_.empty() && config_.change_retention > 0) {
+        sqlite::Statement ins = db.prepare(
+            "INSERT OR REPLACE INTO kv_changes (idx, pos, key, value, version, at_ns) VALUES (?, ?, ?, ?, ?, ?)");
+        for (size_t pos = 0; pos < entry_changes_.size(); ++pos) {
+          const VersionedWrite& c = entry_changes_[pos];
+          ins.bind(1, to_i64(e.index)).bind(2, static_cast<int64_t>(pos)).bind_blob(3, c.key());
+          ins.bind_blob(4, c.value()).bind(5, to_i64(c.version())).bind(6, rt_.now().ns());
+          ins.run();
+          ins.reset();
+        }
+      }
+      entry_changes_.clear();
       results.emplace_back(std::move(cmd), w);
     }
     if (!rd.committed.empty()) {
       db.prepare("INSERT OR REPLACE INTO kv_applied (id, idx) VALUES (1, ?)").bind(1, to_i64(applied_index_)).run();
+      trim_changes();
     }
     db.exec("COMMIT");
     if (finish_marker) initialized_ = true;
@@ -322,6 +383,12 @@ KvReplica::Wake KvReplica::apply_command(const Command& cmd) {
   Wake w;
   if (cmd.kind() == Command::TXN) {
     w = apply_txn(cmd);
+  } else if (cmd.kind() == Command::REPLICATE) {
+    w = apply_replicate(cmd);
+  } else if (cmd.kind() != Command::PUT && cmd.kind() != Command::CAS) {
+    // A foreign entry of a kind this version does not know: refuse it.
+    rt_.warn("kv: command of unknown kind {} refused", static_cast<int>(cmd.kind()));
+    w = Wake{INVALID, 0, {}};
   } else {
     const uint64_t current = version_of(db, cmd.key());
     if (cmd.kind() == Command::CAS && cmd.expected_version() != current) {
@@ -329,6 +396,10 @@ KvReplica::Wake KvReplica::apply_command(const Command& cmd) {
     } else {
       w = Wake{OK, current + 1, {}};
       write_key(db, cmd.key(), cmd.value(), w.version);
+      VersionedWrite& c = entry_changes_.emplace_back();
+      c.set_key(cmd.key());
+      c.set_value(cmd.value());
+      c.set_version(w.version);
     }
   }
   db.prepare("INSERT OR REPLACE INTO kv_sessions (client_id, seq, code, version) VALUES (?, ?, ?, ?)")
@@ -370,8 +441,62 @@ KvReplica::Wake KvReplica::apply_txn(const Command& cmd) {
     const uint64_t v = version_of(db, wr.key()) + 1;
     write_key(db, wr.key(), wr.value(), v);
     out.add_write_versions(v);
+    VersionedWrite& c = entry_changes_.emplace_back();
+    c.set_key(wr.key());
+    c.set_value(wr.value());
+    c.set_version(v);
   }
   return Wake{OK, out.write_versions(0), out.SerializeAsString()};
+}
+
+// Inside the Ready's transaction. Each write is stored with its source
+// version only if that is newer than the local copy, so replays, duplicates
+// and pages arriving out of order are no-ops; the cursor only grows. Nothing
+// goes to the change stream (not of local origin: a copy of another
+// datacenter's records is never shipped back). Wake::version: how many
+// writes took effect.
+KvReplica::Wake KvReplica::apply_replicate(const Command& cmd) {
+  if (std::string err = validate_replicate(cmd); !err.empty()) {
+    rt_.warn("kv: invalid replicate of client {} seq {} refused: {}", cmd.client_id(), cmd.seq(), err);
+    return Wake{INVALID, 0, {}};
+  }
+  sqlite::Database& db = rt_.disk().db();
+  uint64_t applied = 0;
+  for (const VersionedWrite& wr : cmd.replicated()) {
+    if (wr.version() <= version_of(db, wr.key())) continue;
+    write_key(db, wr.key(), wr.value(), wr.version());
+    ++applied;
+  }
+  if (!cmd.cursor_key().empty()) {
+    sqlite::Statement q = db.prepare("SELECT value, version FROM kv_data WHERE key = ?");
+    q.bind_blob(1, cmd.cursor_key());
+    uint64_t current = 0;
+    uint64_t version = 0;
+    bool found = false;
+    if (q.step()) {
+      found = true;
+      const std::string text = q.column_blob(0);
+      version = to_u64(q.column_int64(1));
+      auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), current);
+      if (ec != std::errc() || p != text.data() + text.size()) current = 0;  // not a cursor: overwrite
+    }
+    q.reset();
+    if (!found || cmd.cursor_index() > current) {
+      write_key(db, cmd.cursor_key(), std::to_string(std::max(current, cmd.cursor_index())), version + 1);
+    }
+  }
+  return Wake{OK, applied, {}};
+}
+
+void KvReplica::trim_changes() {
+  const uint64_t retention = config_.change_retention;
+  const uint64_t target = applied_index_ > retention ? applied_index_ - retention : 0;
+  const uint64_t step = std::clamp<uint64_t>(retention / 8, 1, kChangeTrimStepMax);
+  if (target < change_floor_ + step) return;
+  sqlite::Database& db = rt_.disk().db();
+  db.prepare("DELETE FROM kv_changes WHERE idx <= ?").bind(1, to_i64(target)).run();
+  db.prepare("INSERT OR REPLACE INTO kv_changes_floor (id, floor) VALUES (1, ?)").bind(1, to_i64(target)).run();
+  change_floor_ = target;  // a rollback throws out of the Ready: the node restarts and reloads it
 }
 
 void KvReplica::on_leadership_lost() {
@@ -524,6 +649,70 @@ Task<rpc::Result<TxnReply>> KvReplica::serve_txn(rpc::CallContext ctx, WriteRequ
   reply.set_code(w.code);
   reply.set_leader_hint(hint);
   if (!w.txn.empty() && !reply.mutable_outcome()->ParseFromString(w.txn)) reply.clear_outcome();
+  co_return reply;
+}
+
+Task<rpc::Result<WriteReply>> KvReplica::serve_replicate(rpc::CallContext ctx, WriteRequest req) {
+  WriteReply reply;
+  Command cmd = req.command();
+  cmd.set_kind(Command::REPLICATE);
+  cmd.clear_key();  // other kinds' fields mean nothing to a replicate
+  cmd.clear_value();
+  cmd.clear_expected_version();
+  cmd.clear_conditions();
+  cmd.clear_writes();
+  std::string err = cmd.seq() == 0 ? std::string("zero request seq") : validate_replicate(cmd);
+  if (!err.empty()) {
+    reply.set_code(INVALID);
+    co_return reply;
+  }
+  uint32_t hint = 0;
+  Wake w = co_await propose_and_wait(std::move(ctx), std::move(cmd), &hint);
+  reply.set_code(w.code);
+  reply.set_version(w.version);
+  reply.set_leader_hint(hint);
+  co_return reply;
+}
+
+// From this replica's applied state, leader or not: the rows of kv_changes
+// are complete for every idx in (floor, applied].
+Task<rpc::Result<ChangesReply>> KvReplica::serve_changes(ChangesRequest req) {
+  ChangesReply reply;
+  if (replica_->recovering() || !initialized_) {
+    reply.set_code(RETRY);  // rebuilding from peers: nothing to vouch for yet
+    co_return reply;
+  }
+  reply.set_high(applied_index_);
+  reply.set_floor(change_floor_);
+  if (req.after() < change_floor_) {
+    reply.set_code(TRUNCATED);
+    co_return reply;
+  }
+  reply.set_code(OK);
+  const uint32_t limit = req.max_entries() == 0 ? kChangesEntriesMax : std::min(req.max_entries(), kChangesEntriesMax);
+  sqlite::Statement q = rt_.disk().db().prepare(
+      "SELECT idx, key, value, version, at_ns FROM kv_changes WHERE idx > ? ORDER BY idx, pos");
+  q.bind(1, to_i64(req.after()));
+  size_t bytes = 0;
+  ChangeEntry* cur = nullptr;
+  while (q.step()) {
+    const uint64_t idx = to_u64(q.column_int64(0));
+    if (cur == nullptr || cur->idx() != idx) {
+      if (static_cast<uint32_t>(reply.entries_size()) >= limit || (cur != nullptr && bytes >= kChangesBytesMax)) {
+        reply.set_more(true);
+        break;
+      }
+      cur = reply.add_entries();
+      cur->set_idx(idx);
+      cur->set_at_ns(q.column_int64(4));
+    }
+    VersionedWrite* w = cur->add_writes();
+    w->set_key(q.column_blob(1));
+    w->set_value(q.column_blob(2));
+    w->set_version(to_u64(q.column_int64(3)));
+    bytes += w->key().size() + w->value().size();
+  }
+  q.reset();
   co_return reply;
 }
 

@@ -14,10 +14,16 @@
 //     go to SQLite in ONE transaction, then messages are sent, then reads are
 //     served, then advance();
 //   * serves kv.Get / kv.Scan (read-index on the leader) and kv.Put / kv.Cas /
-//     kv.Txn (proposed on the leader, answered once applied). Non-leaders
-//     answer NOT_LEADER with a leader hint. A txn (conditions on versions,
-//     then writes) is one log entry, applied all-or-nothing in the SQLite
-//     transaction of its Ready.
+//     kv.Txn / kv.Replicate (proposed on the leader, answered once applied).
+//     Non-leaders answer NOT_LEADER with a leader hint. A txn (conditions on
+//     versions, then writes) is one log entry, applied all-or-nothing in the
+//     SQLite transaction of its Ready;
+//   * keeps a change stream: the writes of every applied command of local
+//     origin (put, cas, txn that wrote — not REPLICATE) go to the table
+//     kv_changes by log index, in the same SQLite transaction, trimmed to
+//     `change_retention` indexes; kv.Changes serves it from ANY replica (a
+//     follower serves its shorter prefix). docs/storage.md, "Change stream
+//     and replication".
 //
 // Replica ids are positions in `members` plus one. Disk loss: a replica whose
 // database holds no group marker starts with Config::recovering unless
@@ -53,6 +59,12 @@ inline const rpc::MethodSpec kScanMethod{"kv.Scan", rpc::Idempotent::yes, Durati
 inline const rpc::MethodSpec kPutMethod{"kv.Put", rpc::Idempotent::no, Duration::zero()};
 inline const rpc::MethodSpec kCasMethod{"kv.Cas", rpc::Idempotent::no, Duration::zero()};
 inline const rpc::MethodSpec kTxnMethod{"kv.Txn", rpc::Idempotent::no, Duration::zero()};
+// Writes from another datacenter's change stream (Command::REPLICATE); the
+// request is a WriteRequest, the reply a WriteReply whose `version` is the
+// number of writes that took effect (newer than the local copy).
+inline const rpc::MethodSpec kReplicateMethod{"kv.Replicate", rpc::Idempotent::no, Duration::zero()};
+// The change stream (ChangesRequest → ChangesReply); any replica answers.
+inline const rpc::MethodSpec kChangesMethod{"kv.Changes", rpc::Idempotent::yes, Duration::zero()};
 
 // Limits.
 inline constexpr size_t kPendingWritesMax = 1024;       // proposals awaiting apply
@@ -67,6 +79,17 @@ inline constexpr size_t kKeyBytesMax = 1024;
 inline constexpr size_t kTxnConditionsMax = 16;
 inline constexpr size_t kTxnWritesMax = 16;
 inline constexpr size_t kTxnBytesMax = 256 * 1024;
+// A REPLICATE command: at most this many writes and bytes of keys and values.
+inline constexpr size_t kReplicateWritesMax = 256;
+inline constexpr size_t kReplicateBytesMax = 256 * 1024;
+// A kv.Changes reply: at most this many entries, and it stops adding entries
+// once it carries this many bytes of keys and values (at least one entry).
+inline constexpr uint32_t kChangesEntriesMax = 1024;
+inline constexpr size_t kChangesBytesMax = 1024 * 1024;
+// Trimming the change stream: rows are deleted in steps of
+// clamp(change_retention / 8, 1, kChangeTrimStepMax) indexes, so a trim costs
+// one DELETE per step, not one per apply.
+inline constexpr uint64_t kChangeTrimStepMax = 1024;
 
 // Checks a TXN command's shape: 1..kTxnWritesMax writes, at most
 // kTxnConditionsMax conditions, every key non-empty and at most
@@ -75,6 +98,11 @@ inline constexpr size_t kTxnBytesMax = 256 * 1024;
 // valid; else what is wrong. Used by KvClient (before sending), the leader
 // (before proposing) and the state machine (before applying).
 std::string validate_txn(const Command& cmd);
+// Checks a REPLICATE command: at most kReplicateWritesMax writes and at
+// least one write or a cursor; every key non-empty and at most kKeyBytesMax
+// bytes, no key twice (the cursor key included), every version >= 1, keys
+// and values together at most kReplicateBytesMax. Empty: valid.
+std::string validate_replicate(const Command& cmd);
 
 struct KvReplicaConfig {
   std::vector<NodeId> members;  // the group, in replica-id order; includes self
@@ -93,6 +121,12 @@ struct KvReplicaConfig {
   // false: every read runs a round.
   bool lease_reads = true;
   rpc::ServerConfig server;
+  // Change stream: rows of kv_changes are kept for at least the last
+  // `change_retention` log indexes (idx > applied - change_retention); older
+  // rows are trimmed in steps and the change floor (highest idx no longer
+  // kept) rises. 0: no rows at all, every kv.Changes below the applied index
+  // answers TRUNCATED.
+  uint64_t change_retention = 1'000'000;
   // Test and scenario hook (empty: off, no cost): called after each SQLite
   // commit that persisted log entries, with the keys those entries write —
   // what a history recorder needs to judge "every acknowledged write was on
@@ -125,6 +159,9 @@ class KvReplica final : public Node {
   uint64_t lease_reads() const { return lease_reads_; }
   // Every key of the state machine, in key order (for tests and tools).
   std::vector<Item> dump() const;
+  // The change stream's floor: the highest log index whose changes are no
+  // longer kept (0: none trimmed).
+  uint64_t change_floor() const { return change_floor_; }
 
  private:
   struct Wake {
@@ -163,6 +200,12 @@ class KvReplica final : public Node {
   // and RETRY answers set *hint.
   Task<Wake> propose_and_wait(rpc::CallContext ctx, Command cmd, uint32_t* hint);
   Wake apply_txn(const Command& cmd);
+  Wake apply_replicate(const Command& cmd);
+  // After applying a batch: deletes change rows at or below the new floor
+  // when it rose by a trim step (in the Ready's transaction).
+  void trim_changes();
+  Task<rpc::Result<WriteReply>> serve_replicate(rpc::CallContext ctx, WriteRequest req);
+  Task<rpc::Result<ChangesReply>> serve_changes(ChangesRequest req);
   Task<rpc::Result<GetReply>> serve_get(rpc::CallContext ctx, GetRequest req);
   Task<rpc::Result<ScanReply>> serve_scan(rpc::CallContext ctx, ScanRequest req);
   // Obtains a linearizable read point and waits until it is applied.
@@ -186,6 +229,10 @@ class KvReplica final : public Node {
   uint64_t lease_reads_ = 0;  // reads served under the lease, without a round
   TimePoint last_tick_at_;    // when tick_loop last ticked (local clock)
   uint64_t dropped_messages_ = 0;
+  uint64_t change_floor_ = 0;  // persisted in kv_changes_floor
+  // Writes of the command being applied that go to the change stream
+  // (filled by apply_command, drained by persist_and_apply).
+  std::vector<VersionedWrite> entry_changes_;
 };
 
 }  // namespace wx::kv

@@ -1,5 +1,6 @@
 #include "nodes/storage/shard/shard_map.h"
 
+#include <cstdint>
 #include <set>
 #include <stdexcept>
 #include <utility>
@@ -7,6 +8,44 @@
 #include "nodes/runtime/random.h"
 
 namespace wx::shard {
+
+namespace {
+
+// A canonical decimal uid: non-empty digits, no leading zero (except "0"),
+// no overflow.
+std::optional<uint64_t> parse_uid(std::string_view text) {
+  if (text.empty() || text.size() > 20) return std::nullopt;
+  if (text.size() > 1 && text[0] == '0') return std::nullopt;
+  uint64_t v = 0;
+  for (char ch : text) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    const uint64_t d = static_cast<uint64_t>(ch - '0');
+    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+}  // namespace
+
+std::optional<uint64_t> user_of_key(std::string_view key) {
+  // Prefixes followed by "<uid>/<anything>".
+  static constexpr std::string_view kNested[] = {"inbox/", "c/", "msgsent/", "msgdlv/"};
+  // Prefixes followed by exactly "<uid>".
+  static constexpr std::string_view kWhole[] = {"inboxhead/", "cv/"};
+  for (std::string_view p : kNested) {
+    if (key.substr(0, p.size()) != p) continue;
+    const std::string_view rest = key.substr(p.size());
+    const size_t slash = rest.find('/');
+    if (slash == std::string_view::npos) return std::nullopt;
+    return parse_uid(rest.substr(0, slash));
+  }
+  for (std::string_view p : kWhole) {
+    if (key.substr(0, p.size()) != p) continue;
+    return parse_uid(key.substr(p.size()));
+  }
+  return std::nullopt;
+}
 
 std::string ShardMap::validate(const ShardMapConfig& config) {
   if (config.shards_per_datacenter == 0) return "shards_per_datacenter is 0";

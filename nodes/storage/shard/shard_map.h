@@ -7,8 +7,9 @@
 // HOME datacenter (from the directory in ShardMapConfig), in shard
 // fnv1a64(decimal uid) % shards_per_datacenter. All keys of one user share one
 // group, so per-user prefix scans and per-user version keys stay inside one
-// consensus group. Cross-datacenter replication of a user's group is not done
-// yet (a later issue): a user's records exist only in the home datacenter.
+// consensus group. Writes go only to the home datacenter; the replicator
+// (nodes/storage/repl/) copies a user's records to the other datacenters
+// asynchronously, recognising them by user_of_key().
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nodes/logic/ticket/ticket.h"
@@ -41,6 +43,16 @@ struct ShardMapConfig {
   // refused.
   std::string default_datacenter;
 };
+
+// The uid whose per-user record `key` is, or nullopt if the key is not a
+// per-user record. Recognised (uid in canonical decimal: digits, no leading
+// zero unless "0", fits in 64 bits):
+//   inbox/<uid>/...     inboxhead/<uid>       (inbox_service.h)
+//   c/<uid>/...         cv/<uid>              (contacts_service.h)
+//   msgsent/<uid>/...   msgdlv/<uid>/...      (msg_service.h: sent and delivery records)
+// Everything else (queue/, fanout/, acct*, seqsvr's keys, repl/ cursors and
+// leases) is not a user record.
+std::optional<uint64_t> user_of_key(std::string_view key);
 
 // Index into ShardMap::groups().
 using GroupIndex = size_t;
