@@ -19,7 +19,7 @@ ReplicaConvergenceVerdict check_replica_convergence(const std::vector<ReplicaDum
   for (size_t d = 0; d < dumps.size(); ++d) {
     for (const ReplicaItem& it : dumps[d].items) {
       if (!users.count(it.uid)) continue;
-      copies[it.uid][d][it.key] = Held{it.version, it.hash};
+      copies[it.uid][d][it.key] = Held{it.version, it.value_hash};
     }
   }
   auto report = [&](std::string line) {

@@ -159,7 +159,10 @@ Task<bool> FanoutWorker::fanout_item(uint32_t q, std::string payload, TimePoint 
   auto settled = std::make_shared<std::vector<char>>(remote.size(), 0);
   co_await run_parallel(remote.size(), config_.parallel_appends,
                         [this, &item, &remote, settled, t = *ticket, deadline](size_t i) -> Task<void> {
-                          (*settled)[i] = co_await deliver_remote(item, remote[i], t, deadline) ? 1 : 0;
+                          // (Not `x = co_await f() ? 1 : 0`: g++ 12 mishandles
+                          // temporaries of a co_await inside a conditional.)
+                          const bool done = co_await deliver_remote(item, remote[i], t, deadline);
+                          (*settled)[i] = done ? 1 : 0;
                         });
   co_return std::all_of(settled->begin(), settled->end(), [](char c) { return c != 0; });
 }
