@@ -211,8 +211,94 @@ struct Context {
   std::string file;
   const deploy::Deployment* deployment = nullptr;
   std::set<std::string> zones, node_names, roles;
-  std::string datacenter;
+  std::string datacenter;  // the first
+  std::vector<deploy::DatacenterSpec> datacenters;
+  bool multi() const { return datacenters.size() > 1; }
+  std::vector<std::string> datacenter_names() const {
+    std::vector<std::string> out;
+    for (const auto& dc : datacenters) out.push_back(dc.name);
+    return out;
+  }
+  const deploy::DatacenterSpec* find_datacenter(std::string_view name) const {
+    for (const auto& dc : datacenters) {
+      if (dc.name == name) return &dc;
+    }
+    return nullptr;
+  }
 };
+
+std::string list_names(const std::set<std::string>& names) {
+  std::string out;
+  size_t i = 0;
+  for (const auto& x : names) {
+    if (i++ == 12) return out + ", ...";
+    out += (out.empty() ? "" : ", ") + x;
+  }
+  return out;
+}
+
+// A zone as written in a target or kill_zone: "b" or "dc2/b". Returns the
+// form a Target holds: with one datacenter the bare zone, with several
+// always "DATACENTER/ZONE" (a bare name must be in exactly one datacenter).
+// `truncate`: the zone list in the error stops after 12 (as targets did).
+std::string resolve_zone(const Context& ctx, const YAML::Node& n, const std::string& path, const std::string& z,
+                         bool truncate) {
+  auto zone_list = [&](const std::set<std::string>& zones) {
+    return truncate ? list_names(zones) : join(std::vector<std::string>(zones.begin(), zones.end()), ", ");
+  };
+  const size_t slash = z.find('/');
+  if (slash != std::string::npos) {
+    const std::string dc_name = z.substr(0, slash);
+    const std::string zone = z.substr(slash + 1);
+    const deploy::DatacenterSpec* dc = ctx.find_datacenter(dc_name);
+    if (dc == nullptr) {
+      fail(n, fmt::format("{}: unknown datacenter '{}' in zone '{}' (the deployment's datacenters: {})", path,
+                          dc_name.substr(0, 60), z.substr(0, 60), join(ctx.datacenter_names(), ", ")));
+    }
+    if (std::find(dc->zones.begin(), dc->zones.end(), zone) == dc->zones.end()) {
+      fail(n, fmt::format("{}: unknown zone '{}' (datacenter {} has zones: {})", path, z.substr(0, 60), dc->name,
+                          join(dc->zones, ", ")));
+    }
+    return ctx.multi() ? z : zone;
+  }
+  if (!ctx.multi()) {
+    if (ctx.zones.count(z) == 0) {
+      fail(n, fmt::format("{}: unknown zone '{}' (the deployment's zones: {})", path, z.substr(0, 60), zone_list(ctx.zones)));
+    }
+    return z;
+  }
+  std::vector<std::string> in;  // qualified names of the zones called z
+  std::set<std::string> all;
+  for (const auto& dc : ctx.datacenters) {
+    for (const std::string& zone : dc.zones) {
+      all.insert(dc.name + "/" + zone);
+      if (zone == z) in.push_back(dc.name + "/" + zone);
+    }
+  }
+  if (in.empty()) {
+    fail(n, fmt::format("{}: unknown zone '{}' (the deployment's zones: {})", path, z.substr(0, 60), zone_list(all)));
+  }
+  if (in.size() > 1) {
+    fail(n, fmt::format("{}: zone '{}' is ambiguous: {} datacenters have one; name it with its datacenter: {}", path, z,
+                        in.size(), join(in, ", ")));
+  }
+  return in.front();
+}
+
+// A datacenter named by `dc:NAME` or kill_datacenter.
+void check_datacenter(const Context& ctx, const YAML::Node& n, const std::string& path, const std::string& name,
+                      bool target) {
+  if (ctx.find_datacenter(name) != nullptr) return;
+  if (!ctx.multi()) {
+    if (target) {
+      fail(n, fmt::format("{}: unknown datacenter '{}' (the deployment's datacenter: {})", path, name.substr(0, 60),
+                          ctx.datacenter));
+    }
+    fail(n, fmt::format("{}: unknown datacenter '{}' (the deployment's: {})", path, name, ctx.datacenter));
+  }
+  fail(n, fmt::format("{}: unknown datacenter '{}' (the deployment's datacenters: {})", path, name.substr(0, 60),
+                      join(ctx.datacenter_names(), ", ")));
+}
 
 Target parse_target(const Context& ctx, const YAML::Node& n, const std::string& path) {
   const std::string s =
@@ -226,26 +312,13 @@ Target parse_target(const Context& ctx, const YAML::Node& n, const std::string& 
   const size_t colon = s.find(':');
   const std::string kind = colon == std::string::npos ? "" : s.substr(0, colon);
   t.name = colon == std::string::npos ? "" : s.substr(colon + 1);
-  auto list = [](const std::set<std::string>& names) {
-    std::string out;
-    size_t i = 0;
-    for (const auto& x : names) {
-      if (i++ == 12) return out + ", ...";
-      out += (out.empty() ? "" : ", ") + x;
-    }
-    return out;
-  };
+  const auto& list = list_names;
   if (kind == "zone") {
     t.kind = Target::Kind::zone;
-    if (ctx.zones.count(t.name) == 0) {
-      fail(n, fmt::format("{}: unknown zone '{}' (the deployment's zones: {})", path, t.name.substr(0, 60), list(ctx.zones)));
-    }
+    t.name = resolve_zone(ctx, n, path, t.name, true);
   } else if (kind == "dc") {
     t.kind = Target::Kind::datacenter;
-    if (t.name != ctx.datacenter) {
-      fail(n, fmt::format("{}: unknown datacenter '{}' (the deployment's datacenter: {})", path, t.name.substr(0, 60),
-                          ctx.datacenter));
-    }
+    check_datacenter(ctx, n, path, t.name, true);
   } else if (kind == "node") {
     t.kind = Target::Kind::node;
     if (ctx.node_names.count(t.name) == 0) {
@@ -279,46 +352,105 @@ std::vector<Target> parse_targets(const Context& ctx, const YAML::Node& n, const
 
 // --- sections ------------------------------------------------------------------
 
+// A datacenter's name, as in `datacenter:` and `datacenters[i].name`.
+std::string read_datacenter_name(const YAML::Node& v, const std::string& path) {
+  std::string dc = read_string(v, path, 40);
+  if (dc.empty() || dc.find_first_of(":/ ") != std::string::npos) {
+    fail(v, fmt::format("{}: expected a name without ':', '/' or spaces, got '{}'", path, dc));
+  }
+  return dc;
+}
+
+// A datacenter's zones, as in `zones:` and `datacenters[i].zones`.
+std::vector<std::string> read_zones(const YAML::Node& v, const std::string& path) {
+  std::vector<std::string> zones;
+  for_each_item(v, path, 3, "zone names", [&](const YAML::Node& item, const std::string& p) {
+    std::string z = read_string(item, p, 40);
+    if (z.empty() || z.find_first_of(":/ ") != std::string::npos) {
+      fail(item, fmt::format("{}: expected a zone name without ':', '/' or spaces, got '{}'", p, z));
+    }
+    if (std::find(zones.begin(), zones.end(), z) != zones.end()) fail(item, fmt::format("{}: zone '{}' twice", p, z));
+    zones.push_back(std::move(z));
+  });
+  if (zones.size() != deploy::kZonesPerDatacenter) {
+    fail(v, fmt::format("{}: expected exactly {} zones (one KV replica per zone), got {}", path,
+                        deploy::kZonesPerDatacenter, zones.size()));
+  }
+  return zones;
+}
+
 DeploymentSection parse_deployment(const YAML::Node& n, const std::string& path) {
   DeploymentSection d;
   d.instances = {{deploy::Role::msg, 1}, {deploy::Role::access, 1}, {deploy::Role::group, 1}, {deploy::Role::fanout, 1}};
   Map m(n, path);
-  if (auto v = m.get("datacenter")) {
-    d.datacenter = read_string(*v, m.child("datacenter"), 40);
-    if (d.datacenter.empty() || d.datacenter.find_first_of(":/ ") != std::string::npos) {
-      fail(*v, fmt::format("{}: expected a name without ':', '/' or spaces, got '{}'", m.child("datacenter"), d.datacenter));
-    }
+  if (m.has("datacenters") && (m.has("datacenter") || m.has("zones"))) {
+    fail(m.key_node("datacenters"),
+         fmt::format("{}: give 'datacenter' and 'zones' (one datacenter) or 'datacenters' (several), not both; "
+                     "got 'datacenters' and '{}'",
+                     m.where(), m.has("datacenter") ? "datacenter" : "zones"));
   }
-  if (auto v = m.get("zones")) {
-    std::vector<std::string> zones;
-    for_each_item(*v, m.child("zones"), 3, "zone names", [&](const YAML::Node& item, const std::string& p) {
-      std::string z = read_string(item, p, 40);
-      if (z.empty() || z.find_first_of(":/ ") != std::string::npos) {
-        fail(item, fmt::format("{}: expected a zone name without ':', '/' or spaces, got '{}'", p, z));
-      }
-      if (std::find(zones.begin(), zones.end(), z) != zones.end()) fail(item, fmt::format("{}: zone '{}' twice", p, z));
-      zones.push_back(std::move(z));
-    });
-    if (zones.size() != deploy::kZonesPerDatacenter) {
-      fail(*v, fmt::format("{}: expected exactly {} zones (one KV replica per zone), got {}", m.child("zones"),
-                           deploy::kZonesPerDatacenter, zones.size()));
+  if (auto v = m.get("datacenter")) d.datacenter = read_datacenter_name(*v, m.child("datacenter"));
+  if (auto v = m.get("zones")) d.zones = read_zones(*v, m.child("zones"));
+  d.datacenters = {deploy::DatacenterSpec{d.datacenter, d.zones}};
+  if (auto v = m.get("datacenters")) {
+    const std::string dp = m.child("datacenters");
+    std::vector<deploy::DatacenterSpec> dcs;
+    for_each_item(*v, dp, deploy::kDatacentersMax, "datacenters ({name: dc1, zones: [a, b, c]})",
+                  [&](const YAML::Node& item, const std::string& p) {
+                    Map e(item, p);
+                    deploy::DatacenterSpec dc;
+                    const YAML::Node name = e.require("name", "the datacenter's name, e.g. dc1");
+                    dc.name = read_datacenter_name(name, e.child("name"));
+                    for (const deploy::DatacenterSpec& o : dcs) {
+                      if (o.name == dc.name) fail(name, fmt::format("{}: datacenter '{}' twice", e.child("name"), dc.name));
+                    }
+                    dc.zones = read_zones(e.require("zones", "its three zones, e.g. [a, b, c]"), e.child("zones"));
+                    e.finish({"name", "zones"});
+                    dcs.push_back(std::move(dc));
+                  });
+    if (dcs.size() < 2) {
+      fail(*v, fmt::format("{}: expected 2 to {} datacenters, got {} (for one, give 'datacenter' and 'zones')", dp,
+                           deploy::kDatacentersMax, dcs.size()));
     }
-    d.zones = zones;
+    d.datacenter = dcs.front().name;
+    d.zones = dcs.front().zones;
+    d.datacenters = std::move(dcs);
   }
+  const bool multi = d.datacenters.size() > 1;
+  if (multi) d.instances[deploy::Role::repl] = 1;
   if (auto v = m.get("shards")) d.shards = static_cast<uint32_t>(read_uint(*v, m.child("shards"), 1, 64));
   if (auto v = m.get("services")) {
     Map s(*v, m.child("services"));
     for (const std::string& key : s.keys()) {
       auto role = deploy::parse_role(key);
       if (!role || (*role != deploy::Role::msg && *role != deploy::Role::access && *role != deploy::Role::group &&
-                    *role != deploy::Role::fanout)) {
-        fail(s.key_node(key), fmt::format("{}: unknown service '{}' (expected one of: msg, access, group, fanout — the "
-                                          "storage services always run once per zone)",
+                    *role != deploy::Role::fanout && *role != deploy::Role::repl)) {
+        fail(s.key_node(key), fmt::format("{}: unknown service '{}' (expected one of: msg, access, group, fanout, "
+                                          "repl — the storage services always run once per zone)",
                                           s.where(), key.substr(0, 60)));
       }
       const uint64_t lo = (*role == deploy::Role::msg || *role == deploy::Role::access) ? 1 : 0;
-      d.instances[*role] = static_cast<uint32_t>(read_uint(*s.get(key), s.child(key), lo, 16));
+      const YAML::Node x = *s.get(key);
+      d.instances[*role] = static_cast<uint32_t>(read_uint(x, s.child(key), lo, 16));
+      if (*role == deploy::Role::repl && !multi && d.instances[*role] > 0) {
+        fail(x, fmt::format("{}: replicators ship records between datacenters; this deployment has one (list several "
+                            "under 'datacenters')",
+                            s.child(key)));
+      }
     }
+  }
+  if (auto v = m.get("wan")) {
+    const std::string wp = m.child("wan");
+    if (!multi) {
+      fail(m.key_node("wan"), fmt::format("{}: a WAN links datacenters; this deployment has one (list several under "
+                                          "'datacenters')",
+                                          wp));
+    }
+    Map w(*v, wp);
+    if (auto x = w.get("latency")) d.wan_latency = read_duration(*x, w.child("latency"), kWanLatencyMin, kWanLatencyMax);
+    if (auto x = w.get("jitter")) d.wan_jitter = read_duration(*x, w.child("jitter"), Duration::zero(), kWanJitterMax);
+    w.finish({"latency", "jitter"});
+    if (!d.wan_latency && !d.wan_jitter) fail(*v, fmt::format("{}: expected 'latency' and/or 'jitter', such as {{latency: 30ms, jitter: 10ms}}", wp));
   }
   if (auto v = m.get("msg_workers")) d.msg_workers = read_uint(*v, m.child("msg_workers"), 1, 1024);
   if (auto v = m.get("msg_send_cost")) d.msg_send_cost = read_duration(*v, m.child("msg_send_cost"), Duration::zero(), seconds(1));
@@ -328,7 +460,8 @@ DeploymentSection parse_deployment(const YAML::Node& n, const std::string& path)
     if (auto b = t.get("ack_before_inbox_commit")) d.unsafe_ack_before_inbox_commit = read_bool(*b, t.child("ack_before_inbox_commit"));
     t.finish({"ack_before_inbox_commit"});
   }
-  m.finish({"datacenter", "zones", "shards", "services", "msg_workers", "msg_send_cost", "fast_reject", "test_only"});
+  m.finish({"datacenter", "zones", "datacenters", "shards", "services", "wan", "msg_workers", "msg_send_cost",
+            "fast_reject", "test_only"});
   if ((d.instances[deploy::Role::group] == 0) != (d.instances[deploy::Role::fanout] == 0)) {
     fail(n, fmt::format("{}.services: group and fanout run together or not at all (group chats need both)", path));
   }
@@ -474,16 +607,12 @@ void parse_fault(const Context& ctx, const YAML::Node& n, const std::string& pat
   const YAML::Node v = *m.get(kind);
   if (kind == "kill_zone") {
     f.kind = FaultKind::kill_zone;
-    const std::string z = read_string(v, kp, 40);
-    if (ctx.zones.count(z) == 0) {
-      fail(v, fmt::format("{}: unknown zone '{}' (the deployment's zones: {})", kp, z,
-                          join(std::vector<std::string>(ctx.zones.begin(), ctx.zones.end()), ", ")));
-    }
+    const std::string z = resolve_zone(ctx, v, kp, read_string(v, kp, 90), false);
     f.targets.push_back(Target{Target::Kind::zone, z, mark_of(v)});
   } else if (kind == "kill_datacenter") {
     f.kind = FaultKind::kill_datacenter;
     const std::string d = read_string(v, kp, 40);
-    if (d != ctx.datacenter) fail(v, fmt::format("{}: unknown datacenter '{}' (the deployment's: {})", kp, d, ctx.datacenter));
+    check_datacenter(ctx, v, kp, d, false);
     f.targets.push_back(Target{Target::Kind::datacenter, d, mark_of(v)});
   } else if (kind == "kill_node" || kind == "wipe_node" || kind == "clog") {
     f.kind = kind == "kill_node" ? FaultKind::kill_node : kind == "wipe_node" ? FaultKind::wipe_node : FaultKind::clog;
@@ -617,7 +746,7 @@ RandomFaults parse_random(const Context& ctx, const YAML::Node& n, const std::st
   return r;
 }
 
-Expectations parse_expect(const YAML::Node& n, const std::string& path) {
+Expectations parse_expect(const Context& ctx, const YAML::Node& n, const std::string& path) {
   Expectations e;
   e.mark = mark_of(n);
   Map m(n, path);
@@ -631,15 +760,17 @@ Expectations parse_expect(const YAML::Node& n, const std::string& path) {
   if (auto v = m.get("converge_within")) {
     e.converge_within = read_duration(*v, m.child("converge_within"), seconds(10), minutes(60));
   }
-  auto per_phase = [&](const char* key, auto&& read) {
-    auto v = m.get(key);
-    if (!v) return;
-    Map p(*v, m.child(key));
+  if (auto v = m.get("replicas_converge")) e.replicas_converge = read_bool(*v, m.child("replicas_converge"));
+  auto phases = [](const YAML::Node& v, const std::string& path, auto&& read) {
+    Map p(v, path);
     for (Phase ph : {Phase::before, Phase::during, Phase::after}) {
       const std::string k(to_string(ph));
       if (auto x = p.get(k)) read(ph, *x, p.child(k));
     }
     p.finish({"before", "during", "after"});
+  };
+  auto per_phase = [&](const char* key, auto&& read) {
+    if (auto v = m.get(key)) phases(*v, m.child(key), read);
   };
   per_phase("availability", [&](Phase ph, const YAML::Node& x, const std::string& p) {
     e.availability_min[ph] = read_fraction(x, p);
@@ -650,8 +781,23 @@ Expectations parse_expect(const YAML::Node& n, const std::string& path) {
   per_phase("goodput", [&](Phase ph, const YAML::Node& x, const std::string& p) {
     e.goodput_min[ph] = read_rate(x, p, 1e9) / 60.0;
   });
+  per_phase("sync_availability", [&](Phase ph, const YAML::Node& x, const std::string& p) {
+    e.sync_availability_min[ph] = read_fraction(x, p);
+  });
+  if (auto v = m.get("availability_by_datacenter")) {
+    Map by(*v, m.child("availability_by_datacenter"));
+    for (const std::string& dc : by.keys()) {
+      if (ctx.find_datacenter(dc) == nullptr) {
+        fail(by.key_node(dc), fmt::format("{}: unknown datacenter '{}' (the deployment's datacenter{}: {})", by.where(),
+                                          dc.substr(0, 60), ctx.multi() ? "s" : "", join(ctx.datacenter_names(), ", ")));
+      }
+      auto& out = e.availability_by_datacenter[dc];
+      phases(*by.get(dc), by.child(dc), [&](Phase ph, const YAML::Node& x, const std::string& p) { out[ph] = read_fraction(x, p); });
+    }
+  }
   m.finish({"no_loss", "no_duplicates", "order", "convergence", "unique_ids", "no_cross_user_access",
-            "acked_on_zones", "converge_within", "availability", "latency_p99", "goodput"});
+            "acked_on_zones", "converge_within", "availability", "latency_p99", "goodput", "replicas_converge",
+            "availability_by_datacenter", "sync_availability"});
   return e;
 }
 
@@ -711,6 +857,7 @@ Scenario parse_document(const YAML::Node& root, const std::string& file) {
   ctx.deployment = &deployment;
   ctx.zones.insert(s.deployment.zones.begin(), s.deployment.zones.end());
   ctx.datacenter = s.deployment.datacenter;
+  ctx.datacenters = s.deployment.datacenters;
   for (const deploy::NodeDesc& nd : deployment.nodes()) {
     ctx.node_names.insert(nd.name);
     ctx.roles.insert(std::string(deploy::to_string(nd.role)));
@@ -726,7 +873,7 @@ Scenario parse_document(const YAML::Node& root, const std::string& file) {
     }
   }
   if (auto v = m.get("random_faults")) s.random_faults = parse_random(ctx, *v, "random_faults", traffic);
-  if (auto v = m.get("expect")) s.expect = parse_expect(*v, "expect");
+  if (auto v = m.get("expect")) s.expect = parse_expect(ctx, *v, "expect");
   m.finish({"name", "description", "seed", "deployment", "workload", "faults", "random_faults", "expect"});
   check_overlaps(s.faults, traffic, file);
   std::stable_sort(s.faults.begin(), s.faults.end(), [](const FaultSpec& a, const FaultSpec& b) { return a.at < b.at; });
@@ -753,13 +900,28 @@ std::string Target::text() const {
 
 bool Target::matches(const deploy::NodeDesc& node) const {
   switch (kind) {
-    case Kind::zone: return node.zone == name;
+    case Kind::zone: {
+      const size_t slash = name.find('/');
+      if (slash == std::string::npos) return node.zone == name;
+      return node.datacenter == std::string_view(name).substr(0, slash) &&
+             node.zone == std::string_view(name).substr(slash + 1);
+    }
     case Kind::datacenter: return node.datacenter == name;
     case Kind::node: return node.name == name;
     case Kind::role: return deploy::to_string(node.role) == name;
     case Kind::clients: return false;
   }
   return false;
+}
+
+std::string Target::zone_name() const {
+  const size_t slash = name.find('/');
+  return slash == std::string::npos ? name : name.substr(slash + 1);
+}
+
+std::string Target::zone_datacenter() const {
+  const size_t slash = name.find('/');
+  return slash == std::string::npos ? std::string() : name.substr(0, slash);
 }
 
 std::string_view to_string(FaultKind kind) {
@@ -826,7 +988,16 @@ std::string FaultSpec::describe() const {
 }
 
 deploy::DeploymentSpec Scenario::deployment_spec() const {
-  deploy::DeploymentSpec spec = deploy::single_datacenter_spec(deployment.datacenter, deployment.zones);
+  deploy::DeploymentSpec spec;
+  if (deployment.datacenters.size() <= 1) {
+    spec = deployment.datacenters.empty() ? deploy::single_datacenter_spec(deployment.datacenter, deployment.zones)
+                                          : deploy::single_datacenter_spec(deployment.datacenters.front().name,
+                                                                           deployment.datacenters.front().zones);
+  } else {  // built the way single_datacenter_spec builds one
+    spec.datacenters = deployment.datacenters;
+    spec.default_datacenter = deployment.datacenters.front().name;
+    spec.instances_per_zone = deploy::DeploymentSpec::full_set_per_zone();
+  }
   spec.kv_shards_per_datacenter = deployment.shards;
   for (const auto& [role, n] : deployment.instances) {
     if (n > 0) spec.instances_per_zone[role] = n;

@@ -65,12 +65,20 @@ struct Target {
     clients,     // every simulated user's device: "clients"
   };
   Kind kind = Kind::zone;
-  std::string name;  // zone / datacenter / node / role name; empty for clients
+  // zone / datacenter / node / role name; empty for clients. A zone is
+  // "b" with one datacenter and always qualified "dc2/b" (DATACENTER/ZONE)
+  // with several: the reader resolves a bare unambiguous "zone:b" to it.
+  std::string name;
   Mark at;
   // The text form above.
   std::string text() const;
   // Whether a server node of the deployment is aimed at (never for clients).
+  // A qualified zone matches node.datacenter and node.zone, a bare one node.zone.
   bool matches(const deploy::NodeDesc& node) const;
+  // Zone targets: the zone's name without its datacenter ("b" for "dc2/b")
+  // and the datacenter it names ("dc2"; empty for a bare "b").
+  std::string zone_name() const;
+  std::string zone_datacenter() const;
   bool operator==(const Target& o) const { return kind == o.kind && name == o.name; }
 };
 
@@ -121,14 +129,31 @@ struct RandomFaults {
   Mark mark;
 };
 
-// The deployment: one datacenter of three zones (multiple datacenters come
-// with their own issue), the KV shard count, instances per zone of the logic
-// and access services, and the knobs experiments turn.
+// One-way latency of a WAN link between two datacenter cores (`wan:`).
+inline constexpr Duration kWanLatencyMin = milliseconds(1);
+inline constexpr Duration kWanLatencyMax = seconds(1);
+inline constexpr Duration kWanJitterMax = seconds(1);
+
+// The deployment: one datacenter of three zones (`datacenter:`, `zones:`) or
+// several (`datacenters:`), the KV shard count (per datacenter), instances
+// per zone of the logic, access and replicator services, the WAN link
+// latency, and the knobs experiments turn.
 struct DeploymentSection {
+  // The first (default) datacenter: the only one, or datacenters[0].
   std::string datacenter = "dc1";
   std::vector<std::string> zones{"a", "b", "c"};
-  uint32_t shards = 1;
-  std::map<deploy::Role, uint32_t> instances;  // msg, access, group, fanout: default 1 each
+  // Every datacenter in order: one entry ({datacenter, zones}) for the
+  // single-datacenter form, 2..kDatacentersMax for `datacenters:`. Zone
+  // names are unique within a datacenter and may repeat across them.
+  std::vector<deploy::DatacenterSpec> datacenters{{"dc1", {"a", "b", "c"}}};
+  uint32_t shards = 1;  // per datacenter
+  // msg, access, group, fanout: default 1 each; repl (the replicators):
+  // default 1 with two or more datacenters, none (and not allowed) with one.
+  std::map<deploy::Role, uint32_t> instances;
+  // `wan: {latency, jitter}`: the one-way WAN link latency between two
+  // datacenter cores, base + uniform[0, jitter] (sim::LatencyConfig::wan_link);
+  // none: the simulator's default (25ms + 10ms). Only with several datacenters.
+  std::optional<Duration> wan_latency, wan_jitter;
   // msg service: RPC workers per instance, cost of one send (the CPU time a
   // worker spends), FastReject on or off.
   size_t msg_workers = 8;
@@ -187,6 +212,17 @@ struct Expectations {
   std::map<Phase, Duration> latency_p99_max;
   // Per phase: successful sends per simulated second at least this.
   std::map<Phase, double> goodput_min;
+  // Multiple datacenters. `replicas_converge` (default true; ignored with one
+  // datacenter): after the heal, every datacenter's copy of every user's
+  // records equals the one in the user's home datacenter.
+  bool replicas_converge = true;
+  // `availability_by_datacenter: {dc1: {during: 0.99}, ...}`: per datacenter
+  // (named in the deployment) and phase, the fraction of the sends of the
+  // users homed there that succeeded, at least this.
+  std::map<std::string, std::map<Phase, double>> availability_by_datacenter;
+  // `sync_availability: {during: 0.99}`: per phase, the fraction of syncs
+  // that succeeded, at least this.
+  std::map<Phase, double> sync_availability_min;
   Mark mark;
 };
 
@@ -201,7 +237,11 @@ struct Scenario {
   std::optional<RandomFaults> random_faults;
   Expectations expect;
 
-  // The deployment description the run starts from (world-agnostic).
+  // The deployment description the run starts from (world-agnostic): every
+  // datacenter of deployment.datacenters (each with its zones, `shards` KV
+  // shards and the storage services plus the listed services in every zone),
+  // default_datacenter the first, home_datacenter empty (the run assigns
+  // users to datacenters in turn).
   deploy::DeploymentSpec deployment_spec() const;
 };
 

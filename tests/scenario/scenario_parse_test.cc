@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "nodes/logic/ticket/ticket.h"
 #include "nodes/runtime/random.h"
 #include "sim/scenario/scenario.h"
 #include "tests/support/seeds.h"
@@ -102,6 +103,329 @@ expect:
   EXPECT_FALSE(parse_rate_per_min("3/fortnight"));
 }
 
+// The deployment the parser lays out, with a placeholder ticket ring (the
+// run's business) so that it validates.
+deploy::Deployment laid_out(const Scenario& s) {
+  deploy::DeploymentSpec spec = s.deployment_spec();
+  ticket::KeyRingConfig ring;
+  ring.keys.push_back({1, std::string(ticket::kTicketKeyBytes, 'k')});
+  ring.current_key_id = 1;
+  spec.templates.msg.keys = spec.templates.access.keys = spec.templates.group.keys = ring;
+  return deploy::Deployment(spec);
+}
+
+std::string error_of(const std::string& text) {
+  auto r = parse_scenario(text, "t.yaml");
+  if (std::holds_alternative<Scenario>(r)) return "(accepted)";
+  return std::get<ScenarioError>(r).text();
+}
+
+Scenario parsed(const std::string& text) {
+  auto r = parse_scenario(text, "t.yaml");
+  if (auto* err = std::get_if<ScenarioError>(&r)) {
+    ADD_FAILURE() << err->text();
+    return {};
+  }
+  return std::get<Scenario>(r);
+}
+
+TEST(ScenarioParse, TwoDatacentersReadsAsWritten) {
+  auto r = load_scenario((kSource / "scenarios/two-datacenters.yaml").string());
+  ASSERT_TRUE(std::holds_alternative<Scenario>(r)) << std::get<ScenarioError>(r).text();
+  const Scenario& s = std::get<Scenario>(r);
+  const DeploymentSection& d = s.deployment;
+  ASSERT_EQ(d.datacenters.size(), 2u);
+  EXPECT_EQ(d.datacenters[0].name, "dc1");
+  EXPECT_EQ(d.datacenters[1].name, "dc2");
+  EXPECT_EQ(d.datacenters[1].zones, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(d.datacenter, "dc1") << "the first datacenter";
+  EXPECT_EQ(d.zones, d.datacenters[0].zones);
+  EXPECT_EQ(d.wan_latency, milliseconds(30));
+  EXPECT_EQ(d.wan_jitter, milliseconds(10));
+  EXPECT_EQ(d.instances.at(deploy::Role::repl), 1u);
+  EXPECT_EQ(s.workload.users, 200u);
+  EXPECT_EQ(s.workload.groups, 0u);
+  EXPECT_DOUBLE_EQ(s.workload.rate_per_min, 2.0);
+  EXPECT_EQ(s.workload.duration, minutes(6));
+  ASSERT_EQ(s.faults.size(), 1u);
+  const FaultSpec& f = s.faults[0];
+  EXPECT_EQ(f.kind, FaultKind::partition);
+  EXPECT_EQ(f.at, minutes(2));
+  EXPECT_EQ(f.duration, minutes(2));
+  ASSERT_EQ(f.groups.size(), 2u);
+  EXPECT_EQ(f.groups[0], (std::vector<Target>{Target{Target::Kind::datacenter, "dc1", {}}}));
+  EXPECT_EQ(f.groups[1], (std::vector<Target>{Target{Target::Kind::datacenter, "dc2", {}}}));
+  EXPECT_TRUE(s.expect.replicas_converge);
+  EXPECT_DOUBLE_EQ(s.expect.availability_by_datacenter.at("dc1").at(Phase::during), 0.99);
+  EXPECT_DOUBLE_EQ(s.expect.availability_by_datacenter.at("dc2").at(Phase::during), 0.99);
+  EXPECT_EQ(s.expect.availability_by_datacenter.size(), 2u);
+  EXPECT_EQ(s.expect.availability_by_datacenter.at("dc1").size(), 1u);
+  EXPECT_DOUBLE_EQ(s.expect.sync_availability_min.at(Phase::during), 0.99);
+  EXPECT_TRUE(s.expect.availability_min.empty());
+  EXPECT_EQ(s.expect.converge_within, minutes(5));
+
+  // The deployment description: both datacenters, the storage roles and the
+  // listed services (repl included) in every zone of each, dc1 the default,
+  // no user homed yet (the run assigns them in turn).
+  const deploy::DeploymentSpec spec = s.deployment_spec();
+  ASSERT_EQ(spec.datacenters.size(), 2u);
+  EXPECT_EQ(spec.datacenters[0].name, "dc1");
+  EXPECT_EQ(spec.datacenters[1].name, "dc2");
+  EXPECT_EQ(spec.datacenters[1].zones, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(spec.default_datacenter, "dc1");
+  EXPECT_TRUE(spec.home_datacenter.empty());
+  EXPECT_EQ(spec.kv_shards_per_datacenter, 1u);
+  std::map<deploy::Role, uint32_t> want = deploy::DeploymentSpec::full_set_per_zone();
+  for (deploy::Role role : {deploy::Role::msg, deploy::Role::access, deploy::Role::group, deploy::Role::fanout,
+                            deploy::Role::repl}) {
+    want[role] = 1;
+  }
+  EXPECT_EQ(spec.instances_per_zone, want);
+  const deploy::Deployment dep = laid_out(s);
+  for (const char* dc : {"dc1", "dc2"}) {
+    EXPECT_EQ(dep.nodes_of(deploy::Role::repl, dc).size(), 3u) << dc;
+    EXPECT_EQ(dep.nodes_of(deploy::Role::msg, dc).size(), 3u) << dc;
+    EXPECT_EQ(dep.nodes_of(deploy::Role::seqsvr, dc).size(), 3u) << dc;
+  }
+  size_t global = 0, kv_dc2 = 0;
+  for (const deploy::NodeDesc& n : dep.nodes()) {
+    global += n.global ? 1 : 0;
+    kv_dc2 += n.role == deploy::Role::kv && !n.global && n.datacenter == "dc2" ? 1 : 0;
+  }
+  EXPECT_EQ(global, 5u) << "the cross-datacenter group: 3 replicas in dc1, 2 in dc2";
+  EXPECT_EQ(kv_dc2, 3u);
+}
+
+TEST(ScenarioParse, DatacentersDefaultsAndSpec) {
+  // The single-datacenter form still gives one datacenter and no replicators.
+  const Scenario one = parsed("name: one\ndeployment: {datacenter: east, zones: [x, y, z]}\n");
+  ASSERT_EQ(one.deployment.datacenters.size(), 1u);
+  EXPECT_EQ(one.deployment.datacenters[0].name, "east");
+  EXPECT_EQ(one.deployment.datacenters[0].zones, (std::vector<std::string>{"x", "y", "z"}));
+  EXPECT_FALSE(one.deployment.wan_latency);
+  const deploy::DeploymentSpec one_spec = one.deployment_spec();
+  ASSERT_EQ(one_spec.datacenters.size(), 1u);
+  EXPECT_EQ(one_spec.default_datacenter, "east");
+  EXPECT_EQ(one_spec.instances_per_zone.count(deploy::Role::repl), 0u);
+  const Scenario none = parsed("name: none\n");
+  ASSERT_EQ(none.deployment.datacenters.size(), 1u);
+  EXPECT_EQ(none.deployment.datacenters[0].name, "dc1");
+  EXPECT_EQ(none.deployment_spec().datacenters.size(), 1u);
+
+  // Several: repl defaults to one per zone, can be turned off or raised;
+  // shards are per datacenter; zone names differ here.
+  const std::string three = R"(name: three
+deployment:
+  datacenters:
+    - {name: dc1, zones: [a, b, c]}
+    - {name: dc2, zones: [d, e, f]}
+    - {name: dc3, zones: [a, b, c]}
+  shards: 2
+  services: {msg: 2, repl: 0}
+  wan: {jitter: 0s}
+workload: {groups: 0}
+)";
+  const Scenario s = parsed(three);
+  ASSERT_EQ(s.deployment.datacenters.size(), 3u);
+  EXPECT_EQ(s.deployment.instances.at(deploy::Role::repl), 0u);
+  EXPECT_FALSE(s.deployment.wan_latency);
+  EXPECT_EQ(s.deployment.wan_jitter, Duration::zero());
+  const deploy::DeploymentSpec spec = s.deployment_spec();
+  ASSERT_EQ(spec.datacenters.size(), 3u);
+  EXPECT_EQ(spec.datacenters[1].zones, (std::vector<std::string>{"d", "e", "f"}));
+  EXPECT_EQ(spec.kv_shards_per_datacenter, 2u);
+  EXPECT_EQ(spec.instances_per_zone.count(deploy::Role::repl), 0u);
+  EXPECT_EQ(spec.instances_per_zone.at(deploy::Role::msg), 2u);
+  const deploy::Deployment dep = laid_out(s);
+  EXPECT_EQ(dep.nodes_of(deploy::Role::msg, "dc3").size(), 6u);
+  EXPECT_EQ(dep.nodes_of(deploy::Role::kv, "dc2").size(), 8u) << "2 shards x 3 zones + 2 replicas of the global group";
+  const Scenario more = parsed("name: r\ndeployment:\n  datacenters: [{name: p, zones: [a, b, c]}, {name: q, zones: [a, b, c]}]\n"
+                               "  services: {repl: 3}\n");
+  EXPECT_EQ(more.deployment_spec().instances_per_zone.at(deploy::Role::repl), 3u);
+
+  // Replicators and a WAN need several datacenters.
+  EXPECT_EQ(error_of("name: x\ndeployment:\n  services: {repl: 1}\n"),
+            "t.yaml:3:20: deployment.services.repl: replicators ship records between datacenters; this deployment "
+            "has one (list several under 'datacenters')");
+  EXPECT_EQ(error_of("name: x\ndeployment:\n  wan: {latency: 30ms}\n"),
+            "t.yaml:3:3: deployment.wan: a WAN links datacenters; this deployment has one (list several under "
+            "'datacenters')");
+  const std::string two = "name: x\ndeployment:\n  datacenters: [{name: dc1, zones: [a, b, c]}, {name: dc2, zones: [a, b, c]}]\n";
+  EXPECT_EQ(error_of(two + "  wan: {latency: 500us}\n"),
+            "t.yaml:4:18: deployment.wan.latency: expected a duration from 1ms to 1s, got 500us");
+  EXPECT_EQ(error_of(two + "  wan: {latency: 30ms, jitter: 2s}\n"),
+            "t.yaml:4:32: deployment.wan.jitter: expected a duration from 0s to 1s, got 2s");
+  EXPECT_NE(error_of(two + "  wan: {}\n").find("deployment.wan: expected 'latency' and/or 'jitter'"), std::string::npos);
+  EXPECT_NE(error_of(two + "  wan: {latncy: 3ms}\n").find("deployment.wan: unknown key 'latncy'"), std::string::npos);
+  EXPECT_EQ(error_of(two + "  zones: [a, b, c]\n"),
+            "t.yaml:3:3: deployment: give 'datacenter' and 'zones' (one datacenter) or 'datacenters' (several), not "
+            "both; got 'datacenters' and 'zones'");
+  EXPECT_EQ(error_of("name: x\ndeployment:\n  datacenters: [{name: dc1, zones: [a, b, c]}, {name: dc/2, zones: [a, b, c]}]\n"),
+            "t.yaml:3:55: deployment.datacenters[1].name: expected a name without ':', '/' or spaces, got 'dc/2'");
+  EXPECT_EQ(error_of("name: x\ndeployment:\n  datacenters: [{name: dc1, zones: [a, b, c]}, {name: dc2, zones: [a, b]}]\n"),
+            "t.yaml:3:67: deployment.datacenters[1].zones: expected exactly 3 zones (one KV replica per zone), got 2");
+  EXPECT_EQ(error_of("name: x\ndeployment:\n  datacenters: [{name: dc1, zones: [a, b, c]}, {zones: [a, b, c]}]\n"),
+            "t.yaml:3:48: deployment.datacenters[1]: missing key 'name' (the datacenter's name, e.g. dc1)");
+  EXPECT_NE(error_of("name: x\ndeployment:\n  datacenters: dc1\n").find("deployment.datacenters: expected a list of datacenters"),
+            std::string::npos);
+  std::string seventeen = "name: x\ndeployment:\n  datacenters:\n";
+  for (int i = 0; i < 17; ++i) seventeen += "    - {name: d" + std::to_string(i) + ", zones: [a, b, c]}\n";
+  EXPECT_EQ(error_of(seventeen), "t.yaml:4:5: deployment.datacenters: expected at most 16 entries, got 17");
+}
+
+TEST(ScenarioParse, QualifiedZonesAndDatacenterTargets) {
+  const std::string deployment = R"(name: q
+deployment:
+  datacenters:
+    - {name: dc1, zones: [a, b, c]}
+    - {name: dc2, zones: [b, d, e]}
+workload: {groups: 0, duration: 5m}
+)";
+  const Scenario s = parsed(deployment + R"(faults:
+  - {at: 10s, for: 10s, kill_zone: dc2/b}
+  - {at: 30s, for: 10s, kill_zone: d}
+  - {at: 50s, for: 10s, kill_datacenter: dc2}
+  - {at: 70s, for: 10s, clog: [zone:dc1/b, zone:e, node:msg-dc2-d]}
+  - {at: 90s, for: 10s, block: {from: [dc:dc1], to: [dc:dc2]}}
+  - {at: 110s, for: 10s, loss: {from: dc:dc2, to: dc:dc1, p: 0.3}}
+  - {at: 130s, for: 10s, delay: {from: [dc:dc1], to: [zone:dc2/b], extra: 100ms}}
+  - {at: 150s, for: 10s, partition: [[zone:dc1/a, zone:dc1/b], [zone:c], [dc:dc2]]}
+random_faults: {from: 3m, until: 4m, kinds: [kill_zone], targets: [zone:dc2/d, dc:dc1]}
+)");
+  ASSERT_EQ(s.faults.size(), 8u);
+  // A zone target of a multi-datacenter scenario is always DATACENTER/ZONE.
+  EXPECT_EQ(s.faults[0].targets.at(0).name, "dc2/b");
+  EXPECT_EQ(s.faults[0].describe(), "kill_zone dc2/b");
+  EXPECT_EQ(s.faults[1].targets.at(0).name, "dc2/d") << "a bare zone in one datacenter resolves to it";
+  EXPECT_EQ(s.faults[2].kind, FaultKind::kill_datacenter);
+  EXPECT_EQ(s.faults[2].targets.at(0).name, "dc2");
+  EXPECT_EQ(s.faults[3].targets.at(0).text(), "zone:dc1/b");
+  EXPECT_EQ(s.faults[3].targets.at(1).text(), "zone:dc2/e");
+  EXPECT_EQ(s.faults[4].kind, FaultKind::block);
+  EXPECT_EQ(s.faults[4].describe(), "block [dc:dc1] -> [dc:dc2]");
+  EXPECT_EQ(s.faults[5].describe(), "loss [dc:dc2] <-> [dc:dc1] p=0.3");
+  EXPECT_EQ(s.faults[6].to.at(0).name, "dc2/b");
+  EXPECT_EQ(s.faults[7].describe(), "partition [zone:dc1/a, zone:dc1/b] | [zone:dc1/c] | [dc:dc2]");
+  ASSERT_TRUE(s.random_faults);
+  EXPECT_EQ(s.random_faults->targets.at(0).name, "dc2/d");
+
+  const Target& dc2b = s.faults[0].targets.at(0);
+  EXPECT_EQ(dc2b.zone_name(), "b");
+  EXPECT_EQ(dc2b.zone_datacenter(), "dc2");
+  deploy::NodeDesc n;
+  n.datacenter = "dc2";
+  n.zone = "b";
+  EXPECT_TRUE(dc2b.matches(n));
+  EXPECT_TRUE((Target{Target::Kind::zone, "b", {}}).matches(n)) << "a bare zone: any datacenter's";
+  n.datacenter = "dc1";
+  EXPECT_FALSE(dc2b.matches(n));
+  n.zone = "a";
+  EXPECT_FALSE(dc2b.matches(n));
+  EXPECT_EQ((Target{Target::Kind::zone, "b", {}}).zone_datacenter(), "");
+  // Against the laid-out deployment: exactly dc2's zone b servers.
+  const deploy::Deployment dep = laid_out(s);
+  size_t hit = 0;
+  for (const deploy::NodeDesc& nd : dep.nodes()) {
+    if (!dc2b.matches(nd)) continue;
+    ++hit;
+    EXPECT_EQ(nd.datacenter, "dc2") << nd.name;
+    EXPECT_EQ(nd.zone, "b") << nd.name;
+  }
+  EXPECT_GT(hit, 5u);
+
+  // A rolling restart expands qualified zones to that datacenter's nodes only.
+  const Scenario rr = parsed(deployment + "faults:\n  - at: 10s\n    rolling_restart: {targets: [zone:dc2/d], down_for: 1s, gap: 1s}\n");
+  ASSERT_FALSE(rr.faults.empty());
+  for (const FaultSpec& f : rr.faults) {
+    const std::string& name = f.targets.at(0).name;
+    EXPECT_NE(name.find("-dc2-"), std::string::npos) << name;
+    EXPECT_EQ(name.substr(name.size() - 2), "-d") << name;
+  }
+
+  // The bare and the qualified names of one zone are one target.
+  EXPECT_NE(error_of(deployment + "faults:\n  - {at: 10s, for: 1m, kill_zone: d}\n  - {at: 20s, for: 10s, kill_zone: dc2/d}\n")
+                .find("overlaps 'kill_zone dc2/d' at 10s on the same target zone:dc2/d (line 8)"),
+            std::string::npos);
+
+  // Errors.
+  EXPECT_EQ(error_of(deployment + "faults:\n  - {at: 10s, for: 10s, clog: [zone:b]}\n"),
+            "t.yaml:8:32: faults[0].clog[0]: zone 'b' is ambiguous: 2 datacenters have one; name it with its "
+            "datacenter: dc1/b, dc2/b");
+  EXPECT_EQ(error_of(deployment + "faults:\n  - {at: 10s, for: 10s, kill_zone: dc3/b}\n"),
+            "t.yaml:8:36: faults[0].kill_zone: unknown datacenter 'dc3' in zone 'dc3/b' (the deployment's "
+            "datacenters: dc1, dc2)");
+  EXPECT_EQ(error_of(deployment + "faults:\n  - {at: 10s, for: 10s, clog: zone:dc1/d}\n"),
+            "t.yaml:8:31: faults[0].clog: unknown zone 'dc1/d' (datacenter dc1 has zones: a, b, c)");
+  EXPECT_EQ(error_of(deployment + "faults:\n  - {at: 10s, for: 10s, kill_zone: q}\n"),
+            "t.yaml:8:36: faults[0].kill_zone: unknown zone 'q' (the deployment's zones: dc1/a, dc1/b, dc1/c, dc2/b, "
+            "dc2/d, dc2/e)");
+  EXPECT_EQ(error_of(deployment + "faults:\n  - {at: 10s, for: 10s, kill_datacenter: dc3}\n"),
+            "t.yaml:8:42: faults[0].kill_datacenter: unknown datacenter 'dc3' (the deployment's datacenters: dc1, dc2)");
+  EXPECT_EQ(error_of(deployment + "faults:\n  - {at: 10s, for: 10s, block: {from: dc:dc1, to: dc:dc4}}\n"),
+            "t.yaml:8:51: faults[0].block.to: unknown datacenter 'dc4' (the deployment's datacenters: dc1, dc2)");
+
+  // One datacenter: the qualified form names its zones too (held bare, as
+  // before); the existing messages are unchanged.
+  const Scenario one = parsed("name: one\nfaults:\n  - {at: 10s, for: 10s, kill_zone: dc1/b}\n"
+                              "  - {at: 30s, for: 10s, clog: [zone:dc1/c, zone:a]}\n");
+  EXPECT_EQ(one.faults.at(0).targets.at(0).name, "b");
+  EXPECT_EQ(one.faults.at(1).targets.at(0).name, "c");
+  EXPECT_EQ(one.faults.at(1).targets.at(1).name, "a");
+  EXPECT_EQ(error_of("name: one\nfaults:\n  - {at: 10s, for: 10s, clog: [dc:dc2]}\n"),
+            "t.yaml:3:32: faults[0].clog[0]: unknown datacenter 'dc2' (the deployment's datacenter: dc1)");
+  EXPECT_EQ(error_of("name: one\nfaults:\n  - {at: 10s, for: 10s, kill_datacenter: dc2}\n"),
+            "t.yaml:3:42: faults[0].kill_datacenter: unknown datacenter 'dc2' (the deployment's: dc1)");
+  EXPECT_EQ(error_of("name: one\nfaults:\n  - {at: 10s, for: 10s, clog: [zone:dc2/b]}\n"),
+            "t.yaml:3:32: faults[0].clog[0]: unknown datacenter 'dc2' in zone 'dc2/b' (the deployment's datacenters: "
+            "dc1)");
+}
+
+TEST(ScenarioParse, MultiDatacenterExpectations) {
+  const std::string two = "name: x\ndeployment:\n  datacenters: [{name: dc1, zones: [a, b, c]}, {name: dc2, zones: [a, b, c]}]\n";
+  const Scenario s = parsed(two + R"(expect:
+  replicas_converge: false
+  availability: {during: 0.9}
+  availability_by_datacenter: {dc2: {before: 99%, after: 0.95}}
+  sync_availability: {before: 0.5, during: 90%}
+)");
+  EXPECT_FALSE(s.expect.replicas_converge);
+  EXPECT_DOUBLE_EQ(s.expect.availability_min.at(Phase::during), 0.9);
+  ASSERT_EQ(s.expect.availability_by_datacenter.size(), 1u);
+  const auto& dc2 = s.expect.availability_by_datacenter.at("dc2");
+  EXPECT_EQ(dc2.size(), 2u);
+  EXPECT_DOUBLE_EQ(dc2.at(Phase::before), 0.99);
+  EXPECT_DOUBLE_EQ(dc2.at(Phase::after), 0.95);
+  EXPECT_EQ(s.expect.sync_availability_min.size(), 2u);
+  EXPECT_DOUBLE_EQ(s.expect.sync_availability_min.at(Phase::before), 0.5);
+  EXPECT_DOUBLE_EQ(s.expect.sync_availability_min.at(Phase::during), 0.9);
+  // Defaults.
+  const Scenario d = parsed(two);
+  EXPECT_TRUE(d.expect.replicas_converge);
+  EXPECT_TRUE(d.expect.availability_by_datacenter.empty());
+  EXPECT_TRUE(d.expect.sync_availability_min.empty());
+  // One datacenter: replicas_converge is accepted (and meaningless); its
+  // datacenter may be named.
+  const Scenario one = parsed("name: one\nexpect: {replicas_converge: true, availability_by_datacenter: {dc1: {during: 1}}}\n");
+  EXPECT_DOUBLE_EQ(one.expect.availability_by_datacenter.at("dc1").at(Phase::during), 1.0);
+  // Errors.
+  EXPECT_EQ(error_of("name: one\nexpect: {availability_by_datacenter: {dc2: {during: 1}}}\n"),
+            "t.yaml:2:39: expect.availability_by_datacenter: unknown datacenter 'dc2' (the deployment's datacenter: dc1)");
+  EXPECT_EQ(error_of(two + "expect:\n  availability_by_datacenter: {dc1: {durin: 1}}\n"),
+            "t.yaml:5:38: expect.availability_by_datacenter.dc1: unknown key 'durin' (expected one of: before, during, "
+            "after)");
+  EXPECT_NE(error_of(two + "expect:\n  availability_by_datacenter: {dc1: {during: 1.5}}\n")
+                .find("t.yaml:5:46: expect.availability_by_datacenter.dc1.during: expected a fraction from 0 to 1"),
+            std::string::npos);
+  EXPECT_NE(error_of(two + "expect:\n  sync_availability: {after: 101%}\n")
+                .find("t.yaml:5:30: expect.sync_availability.after: expected a fraction from 0 to 1"),
+            std::string::npos);
+  EXPECT_EQ(error_of(two + "expect:\n  replicas_converge: maybe\n"),
+            "t.yaml:5:22: expect.replicas_converge: expected true or false, got 'maybe'");
+  EXPECT_NE(error_of(two + "expect:\n  availability_by_datacenter: [dc1]\n")
+                .find("expect.availability_by_datacenter: expected a mapping (key: value lines), got a list"),
+            std::string::npos);
+}
+
 struct Bad {
   const char* file;
   int line, column;       // 0: no position
@@ -146,6 +470,20 @@ const Bad kBad[] = {
     {"unknown_random_kind.yaml", 5, 22, "random_faults.kinds[1]: expected one of kill_zone"},
     {"loss_above_one.yaml", 5, 41, "faults[0].loss.p: expected a number from 0 to 0.99, got 1.5"},
     {"missing_name.yaml", 1, 1, "missing key 'name'"},
+    // Several datacenters.
+    {"both_datacenter_forms.yaml", 4, 3,
+     "deployment: give 'datacenter' and 'zones' (one datacenter) or 'datacenters' (several), not both; got "
+     "'datacenters' and 'datacenter'"},
+    {"one_datacenter_in_list.yaml", 4, 5,
+     "deployment.datacenters: expected 2 to 16 datacenters, got 1 (for one, give 'datacenter' and 'zones')"},
+    {"duplicate_datacenter.yaml", 6, 14, "deployment.datacenters[2].name: datacenter 'dc1' twice"},
+    {"unknown_dc_target.yaml", 7, 47,
+     "faults[0].partition[1][0]: unknown datacenter 'dc3' (the deployment's datacenters: dc1, dc2)"},
+    {"ambiguous_zone.yaml", 9, 16,
+     "faults[0].kill_zone: zone 'b' is ambiguous: 2 datacenters have one; name it with its datacenter: dc1/b, dc2/b"},
+    {"bad_wan_latency.yaml", 6, 18, "deployment.wan.latency: expected a duration from 1ms to 1s, got 5s"},
+    {"unknown_availability_datacenter.yaml", 9, 5,
+     "expect.availability_by_datacenter: unknown datacenter 'dc9' (the deployment's datacenters: dc1, dc2)"},
 };
 
 TEST(ScenarioParse, EveryMalformedFileIsRefusedPrecisely) {
