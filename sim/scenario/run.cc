@@ -115,6 +115,8 @@ ScenarioRun::ScenarioRun(Scenario scenario, RunOptions options)
   c.log_level = options_.log_level;
   c.trace_records_max = options_.trace_records_max;
   c.unsafe_ack_before_inbox_commit = d.unsafe_ack_before_inbox_commit;
+  if (d.wan_latency) c.latency.wan_link.base = *d.wan_latency;
+  if (d.wan_jitter) c.latency.wan_link.jitter = *d.wan_jitter;
   deploy::DeploymentSpec spec = scenario_.deployment_spec();
   spec.templates.msg.server.workers = d.msg_workers;
   spec.templates.msg.server.fast_reject = d.fast_reject;
@@ -208,12 +210,19 @@ void ScenarioRun::plan_random_faults() {
     swarm_factor_ = factor;
   }
   const std::vector<NodeId> nodes = nodes_of(targets);
-  const std::vector<std::string>& zones = scenario_.deployment.zones;
-  auto zone_of = [&](NodeId id) { return sim().placement(id).zone; };
+  // Zone targets: bare names with one datacenter; "dc/zone" with several
+  // (the zones of the first datacenter when a fault aims at no node).
+  const bool several = scenario_.deployment.datacenters.size() > 1;
+  auto qualified = [several](const std::string& dc, const std::string& z) { return several ? dc + "/" + z : z; };
+  std::vector<std::string> zones;
+  for (const std::string& z : scenario_.deployment.zones) zones.push_back(qualified(scenario_.deployment.datacenter, z));
+  auto zone_of = [&](NodeId id) { return qualified(sim().placement(id).datacenter, sim().placement(id).zone); };
   auto other_zones = [&](const std::string& z) {
+    const size_t slash = z.find('/');
+    const std::string dc = slash == std::string::npos ? scenario_.deployment.datacenter : z.substr(0, slash);
     std::vector<Target> out;
-    for (const std::string& o : zones) {
-      if (o != z) out.push_back(Target{Target::Kind::zone, o, {}});
+    for (const std::string& o : zones_of(dc)) {
+      if (qualified(dc, o) != z) out.push_back(Target{Target::Kind::zone, qualified(dc, o), {}});
     }
     return out;
   };
@@ -236,7 +245,11 @@ void ScenarioRun::plan_random_faults() {
       const Target zone_t{Target::Kind::zone, zone, {}};
       switch (f.kind) {
         case FaultKind::kill_zone: f.targets = {zone_t}; break;
-        case FaultKind::kill_datacenter: f.targets = {Target{Target::Kind::datacenter, scenario_.deployment.datacenter, {}}}; break;
+        case FaultKind::kill_datacenter: {
+          const std::vector<deploy::DatacenterSpec>& dcs = scenario_.deployment.datacenters;
+          f.targets = {Target{Target::Kind::datacenter, dcs[rng.uniform(dcs.size())].name, {}}};
+          break;
+        }
         case FaultKind::kill_node:
         case FaultKind::wipe_node:
         case FaultKind::clog: f.targets = {nodes.empty() ? zone_t : node_t}; break;
@@ -269,15 +282,26 @@ void ScenarioRun::plan_random_faults() {
   }
 }
 
+std::string ScenarioRun::zone_dc(const Target& t) const {
+  return t.zone_datacenter().empty() ? scenario_.deployment.datacenter : t.zone_datacenter();
+}
+
+std::vector<std::string> ScenarioRun::zones_of(const std::string& datacenter) const {
+  for (const deploy::DatacenterSpec& dc : scenario_.deployment.datacenters) {
+    if (dc.name == datacenter) return dc.zones;
+  }
+  return scenario_.deployment.zones;
+}
+
 Selectors ScenarioRun::selectors(const std::vector<Target>& targets) const {
   Selectors out;
   for (const Target& t : targets) {
     switch (t.kind) {
-      case Target::Kind::zone: out.push_back(Selector::zone(t.name, scenario_.deployment.datacenter)); break;
+      case Target::Kind::zone: out.push_back(Selector::zone(t.zone_name(), zone_dc(t))); break;
       case Target::Kind::datacenter:
         // The server zones only: the simulated users are placed in the
         // datacenter too, in a zone of their own.
-        for (const std::string& z : scenario_.deployment.zones) out.push_back(Selector::zone(z, t.name));
+        for (const std::string& z : zones_of(t.name)) out.push_back(Selector::zone(z, t.name));
         break;
       case Target::Kind::node:
       case Target::Kind::role:
@@ -312,16 +336,20 @@ void ScenarioRun::apply(const Planned& p, size_t i) {
   const FaultSpec& f = p.spec;
   Undo& u = undo_[i];
   switch (f.kind) {
-    case FaultKind::kill_zone:
-      faults.kill_zone(f.targets.at(0).name, scenario_.deployment.datacenter);
-      u.zones.push_back(f.targets.at(0).name);
+    case FaultKind::kill_zone: {
+      const Target& t = f.targets.at(0);
+      faults.kill_zone(t.zone_name(), zone_dc(t));
+      u.zones.emplace_back(t.zone_name(), zone_dc(t));
       break;
-    case FaultKind::kill_datacenter:
-      for (const std::string& z : scenario_.deployment.zones) {
-        faults.kill_zone(z, scenario_.deployment.datacenter);
-        u.zones.push_back(z);
+    }
+    case FaultKind::kill_datacenter: {
+      const std::string& dc = f.targets.at(0).name;
+      for (const std::string& z : zones_of(dc)) {
+        faults.kill_zone(z, dc);
+        u.zones.emplace_back(z, dc);
       }
       break;
+    }
     case FaultKind::kill_node:
     case FaultKind::wipe_node:
       for (NodeId id : nodes_of(f.targets)) {
@@ -367,11 +395,11 @@ void ScenarioRun::heal(size_t i) {
   if (u.done) return;
   u.done = true;
   for (sim::FaultId id : u.rules) (void)s.faults().heal(id);
-  for (const std::string& z : u.zones) (void)s.faults().restore_zone(z, scenario_.deployment.datacenter);
+  for (const auto& [z, dc] : u.zones) (void)s.faults().restore_zone(z, dc);
   for (NodeId id : u.nodes) {
     // Started unless its zone is dark (the zone's restore starts it then) or
     // something else started it already.
-    const std::string& zone = s.placement(id).zone;
+    const std::pair<std::string, std::string> zone{s.placement(id).zone, s.placement(id).datacenter};
     bool zone_dark = false;
     for (const Undo& other : undo_) {
       if (&other == &u || other.done) continue;
@@ -566,6 +594,52 @@ void ScenarioRun::judge() {
                                to_string(nanoseconds(st.window.until_ns - st.window.from_ns)), it->second, seed_);
       expectations_.push_back(std::move(r));
     }
+    auto windowed = [&](const std::string& name, const cm::WindowStats& ws, double min, const char* what) {
+      ExpectationResult r{name, ws.attempted > 0 && ws.availability() >= min, ""};
+      r.evidence = ws.attempted == 0
+                       ? fmt::format("no {} started in phase {}: cannot confirm availability >= {}; seed {}", what, ph,
+                                     min, seed_)
+                       : fmt::format("{} of {} {} succeeded ({:.4f}, required >= {}) in phase {} ({} to {}); seed {}",
+                                     ws.ok, ws.attempted, what, ws.availability(), min, ph,
+                                     secs(TimePoint() + nanoseconds(ws.window.from_ns)),
+                                     secs(TimePoint() + nanoseconds(ws.window.until_ns)), seed_);
+      expectations_.push_back(std::move(r));
+    };
+    const std::vector<cm::Window> window{st.window};
+    if (auto it = e.sync_availability_min.find(p.phase); it != e.sync_availability_min.end()) {
+      windowed("sync_availability." + ph, cm::sync_stats(run_->history(), window).front(), it->second, "syncs");
+    }
+    for (const auto& [dc, mins] : e.availability_by_datacenter) {
+      auto it = mins.find(p.phase);
+      if (it == mins.end()) continue;
+      // The sends of the users homed in `dc` (their own devices).
+      const std::set<std::string> mine = run_->processes_homed_in(dc);
+      auto include = [&mine](const std::string& process) { return mine.count(process) != 0; };
+      windowed("availability." + dc + "." + ph, cm::send_stats(run_->history(), window, include).front(), it->second,
+               "sends");
+    }
+  }
+  if (run_->multi_datacenter() && e.replicas_converge) {
+    const std::optional<checkers::ReplicaConvergenceVerdict>& rv = run_->replica_verdict();
+    ExpectationResult r{"replicas_converge", rv && rv->ok() && rv->home_records > 0, ""};
+    if (!rv) {
+      r.evidence = fmt::format("the replicas were not judged; seed {}", seed_);
+    } else if (rv->ok()) {
+      r.evidence = fmt::format("every datacenter's copy of every user's records equals the home datacenter's: {} users, "
+                               "{} home records, {} copies compared{}",
+                               rv->users, rv->home_records, rv->compared,
+                               run_->replication_caught_up_at()
+                                   ? fmt::format(", replication caught up {} after the end phase",
+                                                 to_string(*run_->replication_caught_up_at() - run_->end_phase_done()))
+                                   : std::string());
+    } else {
+      r.evidence = fmt::format("{} of {} copies differ from the home records{}; first: {}; seed {}", rv->divergent,
+                               rv->compared,
+                               run_->replication_caught_up_at() ? "" : " (replication had NOT caught up in time)",
+                               rv->violations.empty() ? std::string() : rv->violations.front(), seed_);
+      for (size_t k = 1; k < std::min<size_t>(rv->violations.size(), 5); ++k) r.evidence += "\n  " + rv->violations[k];
+    }
+    expectations_.push_back(std::move(r));
   }
 }
 

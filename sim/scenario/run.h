@@ -135,6 +135,9 @@ class ScenarioRun {
   void heal(size_t index);
   void heal_everything();
   sim::Selectors selectors(const std::vector<Target>& targets) const;
+  // A zone target's datacenter (the first datacenter for a bare name).
+  std::string zone_dc(const Target& t) const;
+  std::vector<std::string> zones_of(const std::string& datacenter) const;
   std::vector<NodeId> nodes_of(const std::vector<Target>& targets) const;
   void judge();
 
@@ -147,7 +150,7 @@ class ScenarioRun {
   // Per applied fault: how to undo it.
   struct Undo {
     std::vector<sim::FaultId> rules;
-    std::vector<std::string> zones;  // killed zones to restore
+    std::vector<std::pair<std::string, std::string>> zones;  // killed (zone, datacenter) to restore
     std::vector<NodeId> nodes;       // crashed nodes to start
     std::vector<NodeId> skewed;      // clocks to set back to 0
     bool done = false;

@@ -94,6 +94,7 @@ OutageRun::OutageRun(OutageRunConfig config) : config_(std::move(config)) {
   cfg.seed = config_.seed;
   cfg.log_level = config_.log_level;
   cfg.trace_records_max = config_.trace_records_max;
+  cfg.latency = config_.latency;
   sim_ = std::make_unique<Simulation>(cfg);
   Simulation& sim = *sim_;
   log_ = std::make_unique<HistoryLog>(sim);

@@ -88,6 +88,9 @@ struct OutageRunConfig {
   // held when the end phase finished, then `replica_settle` more, then dumps
   // every KV replica and judges replica convergence.
   Duration replication_limit = minutes(5);
+  // The topology's link latencies (the WAN link between datacenters among
+  // them).
+  LatencyConfig latency;
   Duration replica_settle = seconds(5);
   // Test-only fault: the msg service acknowledges a send before its inbox
   // commit (MsgServiceConfig::unsafe_ack_before_inbox_commit).
