@@ -291,12 +291,16 @@ Task<void> run_reader(Caller& c, const rpc::ServiceDirectory* dir, ReaderState* 
 
 // --- the world --------------------------------------------------------------
 
-deploy::DeploymentSpec multidc_spec(bool unsafe) {
+// Test-only mutations of the service, to show the checks catch them.
+enum class Unsafe { none, unknown_claim_is_won, unavailable_after_write };
+
+deploy::DeploymentSpec multidc_spec(Unsafe unsafe) {
   deploy::DeploymentSpec spec;
   for (const char* dc : kDcs) spec.datacenters.push_back({dc, {kZones[0], kZones[1], kZones[2]}});
   spec.kv_shards_per_datacenter = 1;
   spec.instances_per_zone = {{deploy::Role::account, 1}};
-  spec.templates.account.unsafe_unknown_claim_is_won = unsafe;
+  spec.templates.account.unsafe_unknown_claim_is_won = unsafe == Unsafe::unknown_claim_is_won;
+  spec.templates.account.unsafe_unavailable_after_write = unsafe == Unsafe::unavailable_after_write;
   return spec;
 }
 
@@ -304,7 +308,7 @@ struct World {
   sim::Simulation sim;
   sim::SimDeployment deployment;
   History history;
-  explicit World(uint64_t seed, bool unsafe = false)
+  explicit World(uint64_t seed, Unsafe unsafe = Unsafe::none)
       : sim(config(seed)),
         deployment(sim, std::make_shared<const deploy::Deployment>(multidc_spec(unsafe))) {}
   static sim::SimConfig config(uint64_t seed) {
@@ -563,7 +567,7 @@ struct SeedResult {
   uint64_t svc_unavailable = 0, svc_claim_unknown = 0;
 };
 
-SeedResult run_seed(uint64_t seed, Mode mode, bool unsafe = false) {
+SeedResult run_seed(uint64_t seed, Mode mode, Unsafe unsafe = Unsafe::none) {
   World w(seed, unsafe);
   Rng rng = w.sim.derive_rng("multidc.test");
   // Ids: per zone, kContendedPerWriter contended ids (dc1's and dc2's writer
@@ -693,27 +697,33 @@ Totals run_seeds(Mode mode, uint64_t default_seeds, const std::string& test_name
   return t;
 }
 
-// Seed counts per mode: the combined mode carries the floor of 200 seeds.
+// Seed counts per mode (850 in all, ~50 s in a Release build): the combined
+// mode alone is over the floor of 200 seeds.
 TEST(AccountMultiDc, UniqueIdsUnderPartitionsBetweenDatacenters) {
-  const Totals t = run_seeds(Mode::dc_partition, 30, "UniqueIdsUnderPartitionsBetweenDatacenters");
+  const Totals t = run_seeds(Mode::dc_partition, 150, "UniqueIdsUnderPartitionsBetweenDatacenters");
   EXPECT_GT(t.ok, 0u);
   EXPECT_GT(t.taken, 0u) << "contended ids were never contended";
+  EXPECT_GT(t.nothing, 0u) << "dc2 was never refused while cut off";
 }
 
 TEST(AccountMultiDc, UniqueIdsWhenADatacenterIsLostAndReturns) {
-  const Totals t = run_seeds(Mode::dc_loss, 30, "UniqueIdsWhenADatacenterIsLostAndReturns");
+  const Totals t = run_seeds(Mode::dc_loss, 150, "UniqueIdsWhenADatacenterIsLostAndReturns");
   EXPECT_GT(t.ok, 0u);
+  EXPECT_GT(t.unavailable, 0u) << "dc2 was never refused while dc1 was lost";
+  EXPECT_GT(t.restarts, 0) << "no writer was lost with its datacenter mid-call";
 }
 
 TEST(AccountMultiDc, UniqueIdsUnderCrashes) {
-  const Totals t = run_seeds(Mode::crash, 30, "UniqueIdsUnderCrashes");
+  const Totals t = run_seeds(Mode::crash, 150, "UniqueIdsUnderCrashes");
   EXPECT_GT(t.ok, 0u);
 }
 
 TEST(AccountMultiDc, UniqueIdsUnderCombinedFaults) {
-  const Totals t = run_seeds(Mode::combined, 200, "UniqueIdsUnderCombinedFaults");
+  const Totals t = run_seeds(Mode::combined, 400, "UniqueIdsUnderCombinedFaults");
   EXPECT_GT(t.ok, 0u);
   EXPECT_GT(t.taken, 0u);
+  EXPECT_GT(t.nothing, 0u);
+  EXPECT_GT(t.claim_unknown, 0u) << "no claim was ever unknown: the hard case is not exercised";
 }
 
 TEST(AccountMultiDc, SameSeedSameTrace) {
@@ -891,6 +901,30 @@ TEST(AccountMultiDc, MinorityDatacenterRefusesPromptlyDuringAPartitionAndRegiste
     }
     if (HasFailure()) break;
   }
+}
+
+
+// Teeth: the checks catch a service that breaks the rules, on the combined
+// schedule. The seeds are the first of 1..400 on which each mutation is
+// caught (unknown_claim_is_won: 24 of 400 seeds, this one as two owners of
+// one id, check (b); unavailable_after_write: 3 of 400, 53, 227 and 331, a
+// registration refused as "nothing written" that owns its id, check (d)).
+constexpr uint64_t kTwoOwnersSeed = 41;
+constexpr uint64_t kRefusedButOwnsSeed = 53;
+
+TEST(AccountMultiDc, TrustingAnUnknownClaimIsCaughtOnTheRegressionSeed) {
+  const SeedResult bad = run_seed(kTwoOwnersSeed, Mode::combined, Unsafe::unknown_claim_is_won);
+  EXPECT_EQ(bad.failure.rfind("(b)", 0), 0u) << "expected two owners, got: '" << bad.failure << "'";
+  const SeedResult safe = run_seed(kTwoOwnersSeed, Mode::combined);
+  EXPECT_TRUE(safe.failure.empty()) << safe.failure;
+}
+
+TEST(AccountMultiDc, UnavailableAfterAWriteIsCaughtOnTheRegressionSeed) {
+  const SeedResult bad = run_seed(kRefusedButOwnsSeed, Mode::combined, Unsafe::unavailable_after_write);
+  EXPECT_EQ(bad.failure.rfind("(d)", 0), 0u) << "expected a refused owner, got: '" << bad.failure << "'";
+  const SeedResult safe = run_seed(kRefusedButOwnsSeed, Mode::combined);
+  EXPECT_TRUE(safe.failure.empty()) << safe.failure;
+  EXPECT_GT(safe.verdict.unavailable, 0u) << "the seed no longer refuses anything";
 }
 
 }  // namespace

@@ -202,7 +202,7 @@ Task<rpc::Result<RegisterReply>> AccountService::serve_register(rpc::CallContext
   };
   auto unresolved = [&] {
     ++stats_.unresolved;
-    reply.set_code(REGISTER_UNKNOWN);
+    reply.set_code(config_.unsafe_unavailable_after_write ? REGISTER_UNAVAILABLE : REGISTER_UNKNOWN);
   };
 
   // 1. Already claimed (by someone else, or by an earlier attempt of this

@@ -117,6 +117,11 @@ struct AccountServiceConfig {
   // they catch the resulting double owners (like paxos::Config's
   // unsafe_ack_before_majority). Never set it elsewhere.
   bool unsafe_unknown_claim_is_won = false;
+  // TEST ONLY, UNSAFE: answer REGISTER_UNAVAILABLE ("nothing written")
+  // instead of REGISTER_UNKNOWN also after a write may have been sent. Exists
+  // so tests/storage/account_multidc_sim_test.cc can show it catches a
+  // refused registration that owns its id after all. Never set it elsewhere.
+  bool unsafe_unavailable_after_write = false;
 };
 
 struct AccountServiceStats {
