@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "nodes/deploy/deployment.h"
+#include "nodes/logic/login/login_service.h"
 #include "nodes/rpc/router.h"
 #include "nodes/storage/account/account_service.h"
 #include "sim/deployment_builder.h"
@@ -294,13 +295,21 @@ Task<void> run_reader(Caller& c, const rpc::ServiceDirectory* dir, ReaderState* 
 // Test-only mutations of the service, to show the checks catch them.
 enum class Unsafe { none, unknown_claim_is_won, unavailable_after_write };
 
-deploy::DeploymentSpec multidc_spec(Unsafe unsafe) {
+// with_login: also a login instance per zone (ticket keys of its own).
+deploy::DeploymentSpec multidc_spec(Unsafe unsafe, bool with_login = false) {
   deploy::DeploymentSpec spec;
   for (const char* dc : kDcs) spec.datacenters.push_back({dc, {kZones[0], kZones[1], kZones[2]}});
   spec.kv_shards_per_datacenter = 1;
   spec.instances_per_zone = {{deploy::Role::account, 1}};
   spec.templates.account.unsafe_unknown_claim_is_won = unsafe == Unsafe::unknown_claim_is_won;
   spec.templates.account.unsafe_unavailable_after_write = unsafe == Unsafe::unavailable_after_write;
+  if (with_login) {
+    spec.instances_per_zone[deploy::Role::login] = 1;
+    std::string secret;
+    for (size_t i = 0; i < ticket::kTicketKeyBytes; ++i) secret.push_back(static_cast<char>(0x31 + 5 * i));
+    spec.templates.login.keys.keys.push_back({1, secret});
+    spec.templates.login.keys.current_key_id = 1;
+  }
   return spec;
 }
 
@@ -308,9 +317,9 @@ struct World {
   sim::Simulation sim;
   sim::SimDeployment deployment;
   History history;
-  explicit World(uint64_t seed, Unsafe unsafe = Unsafe::none)
+  explicit World(uint64_t seed, Unsafe unsafe = Unsafe::none, bool with_login = false)
       : sim(config(seed)),
-        deployment(sim, std::make_shared<const deploy::Deployment>(multidc_spec(unsafe))) {}
+        deployment(sim, std::make_shared<const deploy::Deployment>(multidc_spec(unsafe, with_login))) {}
   static sim::SimConfig config(uint64_t seed) {
     sim::SimConfig c;
     c.seed = seed;
@@ -867,6 +876,15 @@ TEST(AccountMultiDc, MinorityDatacenterRefusesPromptlyDuringAPartitionAndRegiste
     EXPECT_EQ(dc2_registered_during, 0u);
     EXPECT_EQ(dc2_unavailable_during, static_cast<uint64_t>(2 * kIdsPerClient));
     std::set<uint64_t> uids;
+    Duration slowest[kDcCount];
+    for (const auto& c : clients) {
+      for (const Attempt& a : c->during) {
+        Duration& m = slowest[c->dc == kDcs[0] ? 0 : 1];
+        m = std::max(m, a.took);
+      }
+    }
+    std::printf("seed %llu: slowest reply during the partition: dc1 %.0f ms (OK), dc2 %.0f ms (UNAVAILABLE)\n",
+                static_cast<unsigned long long>(seed), slowest[0].ms_f(), slowest[1].ms_f());
     for (const auto& c : clients) {
       const bool minority = c->dc == kDcs[1];
       ASSERT_EQ(c->during.size(), static_cast<size_t>(kIdsPerClient));
@@ -903,6 +921,85 @@ TEST(AccountMultiDc, MinorityDatacenterRefusesPromptlyDuringAPartitionAndRegiste
   }
 }
 
+
+// The same partition through the login service (login.Register → account.Register):
+// dc2's login answers LOGIN_UNAVAILABLE promptly, dc1's LOGIN_OK; after the
+// heal dc2 registers (a new nonce) with LOGIN_OK.
+struct LoginClient {
+  std::string dc;
+  int during = -1, after = -1;  // LoginCode, -1: the call failed
+  Duration during_took;
+  bool done = false;
+};
+
+Task<int> login_register(rpc::Router& router, const std::string& service, const std::string& id,
+                         uint64_t nonce) {
+  login::RegisterRequest req;
+  req.set_account_id(id);
+  req.set_password("pa55word");
+  req.set_nonce(nonce);
+  rpc::CallOptions o;
+  o.timeout = 5_s;
+  rpc::Result<login::RegisterReply> r = co_await router.call<login::RegisterReply>(service, login::kRegisterMethod,
+                                                                                    req, o);
+  co_return r.ok() ? static_cast<int>(r->code()) : -1;
+}
+
+Task<void> run_login_client(Caller& c, const rpc::ServiceDirectory* dir, LoginClient* st, uint64_t salt) {
+  rpc::RouterConfig rc;
+  rc.attempts_max = 1;
+  rpc::Router router(c.rt, c.endpoint, *dir, rpc::Locality{st->dc, kZones[0]}, rc);
+  const std::string service = deploy::service_in(login::kServiceName, st->dc);
+  const std::string id = "wxid_login_" + st->dc;
+  co_await c.rt.sleep_until(kDuringAt);
+  const TimePoint t0 = c.rt.now();
+  st->during = co_await login_register(router, service, id, salt + 1);
+  st->during_took = c.rt.now() - t0;
+  co_await c.rt.sleep_until(kAfterAt);
+  for (int tries = 0; tries < 10; ++tries) {
+    st->after = co_await login_register(router, service, id, salt + 2);
+    if (st->after == login::LOGIN_OK || st->after == login::LOGIN_TAKEN) break;
+    co_await c.rt.sleep(kRetryPause);
+  }
+  st->done = true;
+}
+
+TEST(AccountMultiDc, LoginOnTheMinorityDatacenterAnswersUnavailable) {
+  World w(1, Unsafe::none, /*with_login=*/true);
+  std::vector<std::unique_ptr<LoginClient>> clients;
+  for (size_t d = 0; d < kDcCount; ++d) {
+    auto st = std::make_unique<LoginClient>();
+    st->dc = kDcs[d];
+    LoginClient* p = st.get();
+    const rpc::ServiceDirectory* dir = w.directory();
+    const uint64_t salt = 100 * (d + 1);
+    w.sim.add_node({"login-client-" + st->dc, sim::Placement{st->dc, kZones[0], ""}, [=](Runtime& rt) {
+                      return std::make_unique<Caller>(
+                          rt, [=](Caller& c) -> Task<void> { return run_login_client(c, dir, p, salt); });
+                    }});
+    clients.push_back(std::move(st));
+  }
+  w.deployment.start_all();
+  w.sim.at(kPartitionAt, [&] {
+    const sim::FaultId f =
+        w.sim.faults().partition({{sim::Selector::datacenter(kDcs[0])}, {sim::Selector::datacenter(kDcs[1])}});
+    w.sim.faults().heal_after(f, kPartitionHealAt - kPartitionAt);
+  });
+  auto done = [&] { return clients[0]->done && clients[1]->done; };
+  ASSERT_TRUE(w.sim.run_until(done, TimePoint::zero() + 60_s)) << w.sim.failure().value_or("");
+  ASSERT_TRUE(done());
+  EXPECT_EQ(clients[0]->during, login::LOGIN_OK);
+  EXPECT_EQ(clients[1]->during, login::LOGIN_UNAVAILABLE);
+  EXPECT_LE(clients[1]->during_took, kPromptly + 200_ms) << clients[1]->during_took.ms_f() << " ms";
+  std::printf("login.Register in dc2 during the partition: %.0f ms\n", clients[1]->during_took.ms_f());
+  EXPECT_EQ(clients[0]->after, login::LOGIN_TAKEN);  // its own first registration holds the id
+  EXPECT_EQ(clients[1]->after, login::LOGIN_OK);     // the refused one wrote nothing
+  uint64_t unavailable = 0;
+  for (NodeId n : w.deployment.nodes_of(deploy::Role::login, kDcs[1])) {
+    if (login::LoginService* l = w.sim.node_as<login::LoginService>(n)) unavailable += l->stats().register_unavailable;
+  }
+  EXPECT_EQ(unavailable, 1u);
+}
 
 // Teeth: the checks catch a service that breaks the rules, on the combined
 // schedule. The seeds are the first of 1..400 on which each mutation is
