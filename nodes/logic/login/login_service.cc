@@ -32,7 +32,12 @@ LoginService::LoginService(Runtime& rt, LoginServiceConfig config)
       config_(std::move(config)),
       keys_(config_.keys),
       endpoint_(rt, config_.server),
-      router_(rt, endpoint_, config_.directory, config_.locality, config_.router) {}
+      router_(rt, endpoint_, config_.directory, config_.locality, config_.router),
+      register_router_(rt, endpoint_, config_.directory, config_.locality, [this] {
+        rpc::RouterConfig c = config_.router;
+        c.attempts_max = 1;
+        return c;
+      }()) {}
 
 LoginService::~LoginService() = default;
 
@@ -95,15 +100,29 @@ Task<rpc::Result<RegisterReply>> LoginService::serve_register(rpc::CallContext c
   ar.mutable_credential()->set_iterations(config_.pbkdf2_iterations);
   ticket::wipe(verifier->data(), verifier->size());
   const TimePoint deadline = deadline_for(ctx);
+  // An account call of this request failed or answered UNKNOWN: its claim
+  // may still land, so a later UNAVAILABLE no longer means "nothing written".
+  bool maybe_written = false;
   while (rt_.now() < deadline) {
     rpc::CallOptions o;
     o.timeout = config_.account_call_timeout;
     o.deadline = deadline;
-    rpc::Result<account::RegisterReply> r = co_await router_.call<account::RegisterReply>(
+    rpc::Result<account::RegisterReply> r = co_await register_router_.call<account::RegisterReply>(
         std::string(kAccountServiceName), account::kRegisterMethod, ar, o);
     if (!r.ok() || r->code() == account::REGISTER_UNKNOWN) {
+      maybe_written = true;
       co_await pause();
       continue;  // the same nonce again: idempotent
+    }
+    if (r->code() == account::REGISTER_UNAVAILABLE) {
+      if (!maybe_written) {
+        ++stats_.register_unavailable;
+        reply.set_code(LOGIN_UNAVAILABLE);
+        reply.set_error("the account store has no quorum reachable from here; nothing was written; retry later");
+        co_return reply;
+      }
+      co_await pause();
+      continue;  // an earlier attempt is unresolved: keep trying it
     }
     switch (r->code()) {
       case account::REGISTER_OK:

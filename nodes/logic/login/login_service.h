@@ -10,7 +10,14 @@
 //     atomically with the account id, never the password. Idempotent per
 //     (account id, nonce): the client keeps the nonce across retries; a
 //     retry's fresh salt is simply not stored (the first claim's is).
-//     LOGIN_TAKEN when another registration owns the id.
+//     LOGIN_TAKEN when another registration owns the id. LOGIN_UNAVAILABLE
+//     when the account store answered REGISTER_UNAVAILABLE (no quorum for
+//     the first step) and no earlier account call of this request was
+//     inconclusive — nothing was written. account.Register goes through
+//     `register_router_`, one instance per call (no silent fail-over): a
+//     fail-over inside the router would hide an attempt that timed out and
+//     may still write, and turn a later UNAVAILABLE into a false "nothing
+//     written"; this service retries itself and remembers such attempts.
 //   login.Login (account id, password) → ticket
 //     account.GetCredential, PBKDF2 with the stored salt and iterations, and
 //     a constant-time comparison (CRYPTO_memcmp). Unknown account id, an
@@ -65,6 +72,7 @@ struct LoginServiceConfig {
 
 struct LoginServiceStats {
   uint64_t registers = 0, registered = 0, taken = 0, register_unknown = 0, invalid = 0;
+  uint64_t register_unavailable = 0;
   uint64_t logins = 0, logins_ok = 0, denied = 0, login_unknown = 0, internal = 0;
 };
 
@@ -95,6 +103,7 @@ class LoginService final : public Node {
   ticket::KeyRing keys_;
   rpc::RpcEndpoint endpoint_;
   rpc::Router router_;
+  rpc::Router register_router_;  // config_.router with attempts_max 1 (account.Register)
   LoginServiceStats stats_;
 };
 

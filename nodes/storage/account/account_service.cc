@@ -46,14 +46,15 @@ std::string profile_key(uint64_t uid) {
 
 class AccountService::Lease {
  public:
-  explicit Lease(AccountService& s) : s_(s), c_(s.take_client()) {}
+  explicit Lease(AccountService& s, bool probe = false) : s_(s), probe_(probe), c_(s.take_client(probe)) {}
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;
-  ~Lease() { s_.return_client(std::move(c_)); }
+  ~Lease() { s_.return_client(std::move(c_), probe_); }
   kv::KvClient* get() { return c_.get(); }
 
  private:
   AccountService& s_;
+  bool probe_;
   std::unique_ptr<kv::KvClient> c_;
 };
 
@@ -94,10 +95,11 @@ void AccountService::start() {
   endpoint_.start();
 }
 
-std::unique_ptr<kv::KvClient> AccountService::take_client() {
-  if (!idle_clients_.empty()) {
-    std::unique_ptr<kv::KvClient> c = std::move(idle_clients_.back());
-    idle_clients_.pop_back();
+std::unique_ptr<kv::KvClient> AccountService::take_client(bool probe) {
+  std::vector<std::unique_ptr<kv::KvClient>>& pool = probe ? idle_probe_clients_ : idle_clients_;
+  if (!pool.empty()) {
+    std::unique_ptr<kv::KvClient> c = std::move(pool.back());
+    pool.pop_back();
     return c;
   }
   kv::KvClientConfig cc;
@@ -105,11 +107,16 @@ std::unique_ptr<kv::KvClient> AccountService::take_client() {
   cc.call_timeout = config_.kv_call_timeout;
   cc.attempt_timeout = config_.kv_attempt_timeout;
   cc.retry_backoff = config_.kv_retry_backoff;
+  if (probe) {
+    cc.call_timeout = std::min(cc.call_timeout, config_.quorum_check_budget);
+    cc.attempt_timeout = std::min(cc.attempt_timeout, cc.call_timeout);
+  }
   return std::make_unique<kv::KvClient>(rt_, endpoint_, cc);
 }
 
-void AccountService::return_client(std::unique_ptr<kv::KvClient> c) {
-  if (c && idle_clients_.size() < kIdleKvClientsMax) idle_clients_.push_back(std::move(c));
+void AccountService::return_client(std::unique_ptr<kv::KvClient> c, bool probe) {
+  std::vector<std::unique_ptr<kv::KvClient>>& pool = probe ? idle_probe_clients_ : idle_clients_;
+  if (c && pool.size() < kIdleKvClientsMax) pool.push_back(std::move(c));
 }
 
 TimePoint AccountService::deadline_for(const rpc::CallContext& ctx) const {
@@ -148,7 +155,7 @@ Task<std::optional<uint64_t>> AccountService::allocate_uid(kv::KvClient* kv, Tim
 }
 
 Task<std::optional<AccountRecord>> AccountService::read_account(kv::KvClient* kv, std::string account_id,
-                                                                TimePoint deadline) {
+                                                                TimePoint deadline, bool* corrupt) {
   std::string key = account_key(account_id);
   while (rt_.now() < deadline) {
     kv::KvResult g = co_await kv->get(key);
@@ -160,6 +167,7 @@ Task<std::optional<AccountRecord>> AccountService::read_account(kv::KvClient* kv
     if (!g.found) co_return rec;  // uid 0: absent
     if (!rec.ParseFromString(g.value) || rec.uid() == 0) {
       rt_.error("account: record of {} does not parse", account_id);
+      if (corrupt != nullptr) *corrupt = true;
       co_return std::nullopt;
     }
     co_return rec;
@@ -194,14 +202,31 @@ Task<rpc::Result<RegisterReply>> AccountService::serve_register(rpc::CallContext
   };
   auto unresolved = [&] {
     ++stats_.unresolved;
-    reply.set_code(REGISTER_UNKNOWN);
+    reply.set_code(config_.unsafe_unavailable_after_write ? REGISTER_UNAVAILABLE : REGISTER_UNKNOWN);
   };
 
   // 1. Already claimed (by someone else, or by an earlier attempt of this
   // registration)? The claim never changes once made, so a hit is final.
+  // This read is also the quorum check: no answer within
+  // quorum_check_budget → REGISTER_UNAVAILABLE, definite, because this
+  // attempt has sent nothing but reads (which change nothing). Every later
+  // step may have sent a write, so from here on the inconclusive answer is
+  // REGISTER_UNKNOWN.
   {
-    std::optional<AccountRecord> cur = co_await read_account(kv, req.account_id(), deadline);
-    if (cur && cur->uid() != 0) {
+    Lease probe(*this, /*probe=*/true);
+    const TimePoint check_deadline = std::min(deadline, rt_.now() + config_.quorum_check_budget);
+    bool corrupt = false;
+    std::optional<AccountRecord> cur = co_await read_account(probe.get(), req.account_id(), check_deadline, &corrupt);
+    if (!cur) {
+      if (corrupt) {
+        unresolved();
+      } else {
+        ++stats_.unavailable;
+        reply.set_code(REGISTER_UNAVAILABLE);
+      }
+      co_return reply;
+    }
+    if (cur->uid() != 0) {
       decide(*cur);
       co_return reply;
     }

@@ -32,6 +32,15 @@
 // never apply it afterwards), and on cas_failed reads the key back and
 // compares the claim nonce. If the deadline passes first the caller gets
 // REGISTER_UNKNOWN and retries with the same nonce, at any instance.
+//
+// Availability (docs/accounts.md "Across datacenters"): the first step of a
+// Register, the read of acct/<id>, must be answered by the KV group (its
+// leader, which holds a quorum's lease or runs a read round) within
+// quorum_check_budget; otherwise the caller gets REGISTER_UNAVAILABLE at
+// once — definite, as nothing was sent but a read. A side of a partition
+// without a quorum of the group thus refuses registrations promptly. Once a
+// write may have been sent the answer is never UNAVAILABLE (a CAS that was
+// sent and not answered may still commit): it is REGISTER_UNKNOWN.
 #pragma once
 
 #include <cstdint>
@@ -94,6 +103,13 @@ struct AccountServiceConfig {
   Duration kv_call_timeout = milliseconds(800);
   Duration kv_attempt_timeout = milliseconds(250);
   Duration kv_retry_backoff = milliseconds(20);
+  // Longest the first step of a Register (reading acct/<id>) waits for an
+  // answer from the KV group's quorum before answering REGISTER_UNAVAILABLE
+  // (also capped by the request's deadline). Its KV calls use a client whose
+  // call timeout is at most this. Short, so that a partitioned side refuses
+  // quickly, but long enough to ride out a leader election (150–300 ms plus
+  // a cross-datacenter round trip).
+  Duration quorum_check_budget = milliseconds(800);
   // Pause between rounds of an unresolved step (uid CAS lost, claim unknown).
   Duration retry_pause = milliseconds(20);
   // TEST ONLY, UNSAFE: answer REGISTER_OK when the claim CAS's outcome is
@@ -101,10 +117,16 @@ struct AccountServiceConfig {
   // they catch the resulting double owners (like paxos::Config's
   // unsafe_ack_before_majority). Never set it elsewhere.
   bool unsafe_unknown_claim_is_won = false;
+  // TEST ONLY, UNSAFE: answer REGISTER_UNAVAILABLE ("nothing written")
+  // instead of REGISTER_UNKNOWN also after a write may have been sent. Exists
+  // so tests/storage/account_multidc_sim_test.cc can show it catches a
+  // refused registration that owns its id after all. Never set it elsewhere.
+  bool unsafe_unavailable_after_write = false;
 };
 
 struct AccountServiceStats {
   uint64_t registered = 0, taken = 0, unresolved = 0, invalid = 0;
+  uint64_t unavailable = 0;        // REGISTER_UNAVAILABLE: no quorum answered the first read
   uint64_t claim_unknown = 0;      // claim CAS outcomes that were unknown
   uint64_t claim_fenced = 0;       // re-issued claim CASes after an unknown
   uint64_t won_by_readback = 0;    // resolved as ours by reading the nonce back
@@ -125,16 +147,20 @@ class AccountService final : public Node {
  private:
   // A KvClient for one request (a KvClient serves one call at a time), back
   // to the pool when the lease ends.
+  // `probe`: a client for Register's first step, whose call timeout is at
+  // most quorum_check_budget (a separate pool).
   class Lease;
-  std::unique_ptr<kv::KvClient> take_client();
-  void return_client(std::unique_ptr<kv::KvClient> c);
+  std::unique_ptr<kv::KvClient> take_client(bool probe);
+  void return_client(std::unique_ptr<kv::KvClient> c, bool probe);
 
   TimePoint deadline_for(const rpc::CallContext& ctx) const;
   // Allocates a fresh uid; nullopt at the deadline.
   Task<std::optional<uint64_t>> allocate_uid(kv::KvClient* kv, TimePoint deadline);
-  // Reads acct/<id>: nullopt if unreadable before the deadline; a record with
-  // uid 0 if absent.
-  Task<std::optional<AccountRecord>> read_account(kv::KvClient* kv, std::string account_id, TimePoint deadline);
+  // Reads acct/<id>: nullopt if unreadable before the deadline (or, with
+  // *corrupt set, if the stored record does not parse); a record with uid 0
+  // if absent.
+  Task<std::optional<AccountRecord>> read_account(kv::KvClient* kv, std::string account_id, TimePoint deadline,
+                                                  bool* corrupt = nullptr);
 
   Task<rpc::Result<RegisterReply>> serve_register(rpc::CallContext ctx, RegisterRequest req);
   Task<rpc::Result<AccountReply>> serve_get_account(rpc::CallContext ctx, GetAccountRequest req);
@@ -155,6 +181,7 @@ class AccountService final : public Node {
   std::optional<ticket::KeyRing> keys_;  // none: tickets are not checked
   rpc::RpcEndpoint endpoint_;
   std::vector<std::unique_ptr<kv::KvClient>> idle_clients_;
+  std::vector<std::unique_ptr<kv::KvClient>> idle_probe_clients_;
   AccountServiceStats stats_;
 };
 
