@@ -34,7 +34,6 @@ deploy::DeploymentSpec two_datacenters() {
   for (deploy::Role r : {deploy::Role::msg, deploy::Role::access, deploy::Role::group, deploy::Role::fanout}) {
     spec.instances_per_zone[r] = 1;
   }
-  if (std::getenv("NOREPL")) spec.instances_per_zone[deploy::Role::repl] = 0;
   return spec;
 }
 
@@ -54,7 +53,7 @@ void run_partition(uint64_t seed, size_t users, Duration duration) {
   c.spec = two_datacenters();
   OutageRun run(c);
   const TimePoint t0 = run.traffic_start();
-  const TimePoint cut = t0 + minutes(1), heal = cut + minutes(2);
+  const TimePoint cut = t0 + seconds(30), heal = cut + minutes(2);
   FaultId f{};
   run.sim().at(cut, [&] { f = run.sim().faults().partition({{Selector::datacenter("dc1")}, {Selector::datacenter("dc2")}}); });
   run.sim().at(heal, [&] { run.sim().faults().heal(f); });
@@ -89,16 +88,31 @@ void run_partition(uint64_t seed, size_t users, Duration duration) {
   EXPECT_GT(v.stats.messages_acknowledged, 0u);
 }
 
-TEST(MultiDc, PartitionHundredUsers) {
-  const testing::SeedRange seeds = testing::seed_range(50);
+TEST(MultiDc, PartitionThousandUsers) {
+  const testing::SeedRange seeds = testing::seed_range(3);
   for (uint64_t s = seeds.first; s < seeds.end(); ++s) {
-    run_partition(s, 100, minutes(4));
+    run_partition(s, 1000, minutes(3));
     if (HasFailure()) {
-      std::printf("%s\n", testing::rerun_hint(s, "tests/scale/multidc_run_test", "MultiDc.PartitionHundredUsers").c_str());
+      std::printf("%s\n", testing::rerun_hint(s, "tests/scale/multidc_run_test", "MultiDc.PartitionThousandUsers").c_str());
       return;
     }
   }
 }
+
+// 50 seeds by default, in kShards shards so ctest runs them side by side.
+constexpr int kShards = 5;
+class PartitionHundredUsers : public ::testing::TestWithParam<int> {};
+TEST_P(PartitionHundredUsers, EverySeedPasses) {
+  const testing::SeedRange seeds = testing::seed_range(50);
+  for (uint64_t s = seeds.first + static_cast<uint64_t>(GetParam()); s < seeds.end(); s += kShards) {
+    run_partition(s, 100, minutes(3));
+    if (HasFailure()) {
+      std::printf("%s\n", testing::rerun_hint(s, "tests/scale/multidc_run_test", "MultiDc/PartitionHundredUsers.*").c_str());
+      return;
+    }
+  }
+}
+INSTANTIATE_TEST_SUITE_P(MultiDc, PartitionHundredUsers, ::testing::Range(0, kShards));
 
 }  // namespace
 }  // namespace wx::sim::workload

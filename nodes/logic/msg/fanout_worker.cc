@@ -156,15 +156,16 @@ Task<bool> FanoutWorker::fanout_item(uint32_t q, std::string payload, TimePoint 
     if (!co_await fanout_chunk(q, item, c, std::move(chunk), bytes, *ticket, deadline)) co_return false;
   }
   if (remote.empty()) co_return true;
-  auto settled = std::make_shared<std::vector<char>>(remote.size(), 0);
-  co_await run_parallel(remote.size(), config_.parallel_appends,
-                        [this, &item, &remote, settled, t = *ticket, deadline](size_t i) -> Task<void> {
-                          // (Not `x = co_await f() ? 1 : 0`: g++ 12 mishandles
-                          // temporaries of a co_await inside a conditional.)
-                          const bool done = co_await deliver_remote(item, remote[i], t, deadline);
-                          (*settled)[i] = done ? 1 : 0;
-                        });
-  co_return std::all_of(settled->begin(), settled->end(), [](char c) { return c != 0; });
+  // Captures by reference only (like the other run_parallel calls): g++ 12
+  // destroys a by-value capture of a closure temporary in a co_await
+  // expression twice.
+  std::vector<char> settled(remote.size(), 0);
+  const std::string remote_ticket = *ticket;
+  co_await run_parallel(remote.size(), config_.parallel_appends, [&, this](size_t i) -> Task<void> {
+    const bool done = co_await deliver_remote(item, remote[i], remote_ticket, deadline);
+    settled[i] = done ? 1 : 0;
+  });
+  co_return std::all_of(settled.begin(), settled.end(), [](char c) { return c != 0; });
 }
 
 bool FanoutWorker::homed_here(uint64_t uid) const {
