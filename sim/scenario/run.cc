@@ -660,11 +660,15 @@ std::string ScenarioRun::summary() {
   const WorkloadSection& w = scenario_.workload;
   out += fmt::format("scenario {} ({}), seed {}{}\n", scenario_.name, scenario_.file, seed_, options_.swarm ? ", swarm" : "");
   if (!scenario_.description.empty()) out += fmt::format("  {}\n", scenario_.description);
-  out += fmt::format("deployment: datacenter {} zones {}, {} KV shard(s), {} server nodes; {} users, {} groups, "
+  std::vector<std::string> dcs;
+  for (const deploy::DatacenterSpec& dc : scenario_.deployment.datacenters) {
+    dcs.push_back(fmt::format("{} zones {}", dc.name, join(dc.zones, ",")));
+  }
+  out += fmt::format("deployment: {} {}, {} KV shard(s){}, {} server nodes; {} users, {} groups, "
                      "{:.2f} sends/user/min for {}\n",
-                     scenario_.deployment.datacenter, join(scenario_.deployment.zones, ","),
-                     scenario_.deployment.shards, run_->deployment().nodes().size(), w.users, w.groups, w.rate_per_min,
-                     to_string(w.duration));
+                     dcs.size() > 1 ? "datacenters" : "datacenter", join(dcs, "; "), scenario_.deployment.shards,
+                     dcs.size() > 1 ? " per datacenter, users homed in each in turn" : "",
+                     run_->deployment().nodes().size(), w.users, w.groups, w.rate_per_min, to_string(w.duration));
   if (options_.swarm) {
     std::vector<std::string> ks;
     for (FaultKind k : swarm_kinds_) ks.emplace_back(to_string(k));
