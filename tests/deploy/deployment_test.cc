@@ -32,24 +32,28 @@ DeploymentSpec two_dc_spec() {
 
 TEST(Deployment, LayoutIsDenseOrderedAndNamed) {
   const Deployment d(two_dc_spec());
-  // 2 dcs x 2 shards x 3 replicas, then per role per zone: seqsvr 1, account 1,
-  // contacts 1, inbox 2 over 6 zones.
-  ASSERT_EQ(d.nodes().size(), 12u + 6u * 5u);
+  // 2 dcs x 2 shards x 3 replicas, the global group (3 in sh + 2 in sz), then
+  // per role per zone: seqsvr 1, account 1, contacts 1, inbox 2 over 6 zones.
+  ASSERT_EQ(d.nodes().size(), 12u + 5u + 6u * 5u);
   for (size_t i = 0; i < d.nodes().size(); ++i) EXPECT_EQ(d.nodes()[i].id.value, i + 1);
   EXPECT_EQ(d.node(NodeId{1}).name, "kv-sh-s0-sh-a");
   EXPECT_EQ(d.node(NodeId{4}).name, "kv-sh-s1-sh-a");
   EXPECT_EQ(d.node(NodeId{7}).name, "kv-sz-s0-sz-a");
-  EXPECT_EQ(d.node(NodeId{13}).name, "seqsvr-sh-sh-a");
+  EXPECT_EQ(d.node(NodeId{13}).name, "kv-global-sh-sh-a");
+  EXPECT_EQ(d.node(NodeId{17}).name, "kv-global-sz-sz-b");
+  EXPECT_EQ(d.node(NodeId{18}).name, "seqsvr-sh-sh-a");
   EXPECT_EQ(d.nodes().back().name, "inbox-sz-sz-c-1");
   std::set<std::string> names;
   for (const NodeDesc& n : d.nodes()) EXPECT_TRUE(names.insert(n.name).second) << n.name;
-  EXPECT_EQ(d.nodes_of(Role::kv).size(), 12u);
+  EXPECT_EQ(d.nodes_of(Role::kv).size(), 17u);
   EXPECT_EQ(d.nodes_of(Role::inbox, "sz").size(), 6u);
   EXPECT_EQ(d.directory().instances("inbox").size(), 12u);
+  EXPECT_EQ(d.directory().instances(service_in("inbox", "sz")).size(), 6u);
+  for (const rpc::Instance& i : d.directory().instances(service_in("inbox", "sz"))) EXPECT_EQ(i.datacenter, "sz");
   EXPECT_EQ(d.directory().instances("kv").size(), 0u) << "KV groups are reached through the shard map";
   // The shard map: four groups, replicas one per zone, users at home.
   ASSERT_EQ(d.shard_map()->group_count(), 4u);
-  EXPECT_EQ(d.global_group().datacenter, "sh");
+  EXPECT_TRUE(d.shard_map()->multi_datacenter());
   EXPECT_EQ(*d.shard_map()->home_of(7), "sz");
   EXPECT_EQ(*d.shard_map()->home_of(8), "sh");
   for (size_t g = 0; g < 4; ++g) {
@@ -57,9 +61,33 @@ TEST(Deployment, LayoutIsDenseOrderedAndNamed) {
     for (NodeId r : d.shard_map()->group(g).replicas) zones.insert(d.node(r).zone);
     EXPECT_EQ(zones.size(), 3u) << "group " << g << " must span three zones";
   }
+  // The global group (account IDs): a majority in the first datacenter, the
+  // rest in the second; seqsvr's group is each datacenter's own shard 0.
+  const shard::ShardGroup& global = d.global_group();
+  ASSERT_EQ(global.replicas.size(), 5u);
+  size_t in_sh = 0;
+  for (NodeId r : global.replicas) {
+    EXPECT_TRUE(d.node(r).global);
+    EXPECT_EQ(d.group_members(d.node(r)), global.replicas);
+    in_sh += d.node(r).datacenter == "sh" ? 1 : 0;
+  }
+  EXPECT_EQ(in_sh, 3u);
+  EXPECT_EQ(d.seqsvr_group("sh").datacenter, "sh");
+  EXPECT_EQ(d.seqsvr_group("sz").datacenter, "sz");
+  EXPECT_EQ(d.seqsvr_group("sz").shard, 0u);
+  EXPECT_THROW((void)d.seqsvr_group("nowhere"), std::out_of_range);
   EXPECT_EQ(d.find(NodeId{0}), nullptr);
-  EXPECT_EQ(d.find(NodeId{43}), nullptr);
-  EXPECT_THROW(d.node(NodeId{43}), std::out_of_range);
+  EXPECT_EQ(d.find(NodeId{48}), nullptr);
+  EXPECT_THROW(d.node(NodeId{48}), std::out_of_range);
+}
+
+TEST(Deployment, OneDatacenterKeepsItsLayoutWithoutAGlobalGroup) {
+  const Deployment d(single_datacenter_spec());
+  EXPECT_FALSE(d.shard_map()->multi_datacenter());
+  EXPECT_EQ(d.global_group().replicas, d.shard_map()->group(0).replicas);
+  EXPECT_EQ(d.seqsvr_group("dc1").replicas, d.shard_map()->group(0).replicas);
+  for (const NodeDesc& n : d.nodes()) EXPECT_FALSE(n.global) << n.name;
+  EXPECT_EQ(d.nodes_of(Role::kv).size(), 3u);
 }
 
 TEST(Deployment, TheSameSpecGivesTheSameLayout) {
