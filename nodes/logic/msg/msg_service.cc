@@ -429,29 +429,14 @@ Task<rpc::Result<SendReply>> MsgService::send_remote(rpc::CallContext ctx, SendR
     item.set_sender_ticket(ctx.ticket);
     item.add_members(std::min(sender, to));
     item.add_members(std::max(sender, to));
-    queue::EnqueueResult e = co_await queue_.enqueue(queue_.remote_queue_for(to), state.record.message_id(),
-                                                     item.SerializeAsString(), deadline);
-    if (e.code == queue::EnqueueCode::full) {
-      ++stats_.sends_refused;
-      reply.set_code(MSG_QUEUE_FULL);
-      reply.set_error("the cross-datacenter queue is full; retry later with the same client message id");
+    const Refusal refused = co_await enqueue_and_mark(kv, key, state, queue_.remote_queue_for(to), item,
+                                                      "the cross-datacenter queue", deadline);
+    if (refused.code != MSG_OK) {
+      ++(refused.code == MSG_UNKNOWN ? stats_.sends_unknown : stats_.sends_refused);
+      reply.set_code(refused.code);
+      reply.set_error(refused.error);
       co_return reply;
     }
-    if (e.code == queue::EnqueueCode::invalid) {
-      ++stats_.sends_refused;
-      reply.set_code(MSG_INVALID);
-      reply.set_error("the queue refused the item");
-      co_return reply;
-    }
-    if (e.code == queue::EnqueueCode::unknown) {
-      ++stats_.sends_unknown;
-      reply.set_code(MSG_UNKNOWN);
-      reply.set_error("enqueue outcome unknown; retry with the same client message id");
-      co_return reply;
-    }
-    SentRecord next = state.record;
-    next.set_queued(true);
-    (void)co_await kv->cas(key, state.version, next.SerializeAsString());
     ++stats_.remote_sends_queued;
   }
   if (config_.ack_observer) {
@@ -467,6 +452,35 @@ Task<rpc::Result<SendReply>> MsgService::send_remote(rpc::CallContext ctx, SendR
   reply.set_code(MSG_OK);
   reply.set_message_id(state.record.message_id());
   co_return reply;
+}
+
+Task<MsgService::Refusal> MsgService::enqueue_and_mark(kv::KvClient* kv, const std::string& key,
+                                                       const SentState& state, uint32_t q, const GroupQueueItem& item,
+                                                       std::string_view queue_name, TimePoint deadline) {
+  Refusal out;
+  queue::EnqueueResult e =
+      co_await queue_.enqueue(q, state.record.message_id(), item.SerializeAsString(), deadline);
+  if (e.code == queue::EnqueueCode::full) {
+    out.code = MSG_QUEUE_FULL;
+    out.error = std::string(queue_name) + " is full; retry later with the same client message id";
+    co_return out;
+  }
+  if (e.code == queue::EnqueueCode::invalid) {
+    out.code = MSG_INVALID;
+    out.error = "the queue refused the item";
+    co_return out;
+  }
+  if (e.code == queue::EnqueueCode::unknown) {
+    out.code = MSG_UNKNOWN;
+    out.error = "enqueue outcome unknown; retry with the same client message id";
+    co_return out;
+  }
+  // Remember it (best effort: a retry without it finds the dedup record).
+  SentRecord next = state.record;
+  next.set_queued(true);
+  ++stats_.kv_writes;
+  (void)co_await kv->cas(key, state.version, next.SerializeAsString());
+  co_return out;
 }
 
 Task<rpc::Result<DeliverReply>> MsgService::serve_deliver(rpc::CallContext ctx, DeliverRequest req) {
@@ -734,31 +748,14 @@ Task<rpc::Result<GroupSendReply>> MsgService::serve_group_send(rpc::CallContext 
     item.set_body(req.body());
     item.set_sender_ticket(ctx.ticket);  // the fan-out appends act for the sender with it
     for (uint64_t m : state->record.members()) item.add_members(m);
-    queue::EnqueueResult e = co_await queue_.enqueue(queue::queue_for(gid, queue_.group_queues()),
-                                                     state->record.message_id(), item.SerializeAsString(), deadline);
-    if (e.code == queue::EnqueueCode::full) {
-      ++stats_.group_sends_refused;
-      reply.set_code(MSG_QUEUE_FULL);
-      reply.set_error("the group's queue is full; retry later with the same client message id");
+    const Refusal refused = co_await enqueue_and_mark(kv, key, *state, queue::queue_for(gid, queue_.group_queues()),
+                                                      item, "the group's queue", deadline);
+    if (refused.code != MSG_OK) {
+      ++(refused.code == MSG_UNKNOWN ? stats_.group_sends_unknown : stats_.group_sends_refused);
+      reply.set_code(refused.code);
+      reply.set_error(refused.error);
       co_return reply;
     }
-    if (e.code == queue::EnqueueCode::invalid) {
-      ++stats_.group_sends_refused;
-      reply.set_code(MSG_INVALID);
-      reply.set_error("the queue refused the item");
-      co_return reply;
-    }
-    if (e.code == queue::EnqueueCode::unknown) {
-      ++stats_.group_sends_unknown;
-      reply.set_code(MSG_UNKNOWN);
-      reply.set_error("enqueue outcome unknown; retry with the same client message id");
-      co_return reply;
-    }
-    // Remember it (best effort: a retry without it finds the dedup record).
-    SentRecord next = state->record;
-    next.set_queued(true);
-    ++stats_.kv_writes;
-    (void)co_await kv->cas(key, state->version, next.SerializeAsString());
   }
 
   // 3. Durably enqueued: the acknowledgement.

@@ -281,6 +281,15 @@ class MsgService final : public Node {
   Task<rpc::Result<SendReply>> send_remote(rpc::CallContext ctx, SendRequest req, uint64_t sender,
                                            kv::KvClient* kv, std::string key, SentState state, TimePoint deadline);
   Task<rpc::Result<DeliverReply>> serve_deliver(rpc::CallContext ctx, DeliverRequest req);
+  // Enqueues `item` in queue q (idempotent on the message id) and marks the
+  // sent record at `key` queued. MSG_OK, or why not (QUEUE_FULL and INVALID
+  // definite, UNKNOWN retryable) with the text for the reply.
+  struct Refusal {
+    MsgCode code = MSG_OK;
+    std::string error;
+  };
+  Task<Refusal> enqueue_and_mark(kv::KvClient* kv, const std::string& key, const SentState& state, uint32_t q,
+                                 const GroupQueueItem& item, std::string_view queue_name, TimePoint deadline);
   Task<rpc::Result<SendReply>> serve_send(rpc::CallContext ctx, SendRequest req);
   Task<rpc::Result<SyncReply>> serve_sync(rpc::CallContext ctx, SyncRequest req);
   Task<rpc::Result<GroupSendReply>> serve_group_send(rpc::CallContext ctx, GroupSendRequest req);
