@@ -102,7 +102,8 @@ std::unique_ptr<Node> make_node(Runtime& rt, const Deployment& d, NodeId id, Sta
       c.directory = d.directory();
       c.locality = rpc::Locality{n.datacenter, n.zone};
       c.seq = seq_client_config(d, n.datacenter);
-      const std::vector<NodeId> workers = d.nodes_of(Role::fanout);
+      // The consumers of THIS datacenter's queues (each datacenter has its own).
+      const std::vector<NodeId> workers = d.nodes_of(Role::fanout, n.datacenter);
       c.lease.consumers = static_cast<uint32_t>(workers.size());
       for (size_t i = 0; i < workers.size(); ++i) {
         if (workers[i] == id) c.lease.index = static_cast<uint32_t>(i);

@@ -53,7 +53,7 @@ void run_partition(uint64_t seed, size_t users, Duration duration) {
   c.spec = two_datacenters();
   OutageRun run(c);
   const TimePoint t0 = run.traffic_start();
-  const TimePoint cut = t0 + seconds(30), heal = cut + minutes(2);
+  const TimePoint cut = t0 + seconds(15), heal = cut + minutes(2);
   FaultId f{};
   run.sim().at(cut, [&] { f = run.sim().faults().partition({{Selector::datacenter("dc1")}, {Selector::datacenter("dc2")}}); });
   run.sim().at(heal, [&] { run.sim().faults().heal(f); });
@@ -91,7 +91,7 @@ void run_partition(uint64_t seed, size_t users, Duration duration) {
 TEST(MultiDc, PartitionThousandUsers) {
   const testing::SeedRange seeds = testing::seed_range(3);
   for (uint64_t s = seeds.first; s < seeds.end(); ++s) {
-    run_partition(s, 1000, minutes(3));
+    run_partition(s, 1000, seconds(150));
     if (HasFailure()) {
       std::printf("%s\n", testing::rerun_hint(s, "tests/scale/multidc_run_test", "MultiDc.PartitionThousandUsers").c_str());
       return;
@@ -105,7 +105,7 @@ class PartitionHundredUsers : public ::testing::TestWithParam<int> {};
 TEST_P(PartitionHundredUsers, EverySeedPasses) {
   const testing::SeedRange seeds = testing::seed_range(50);
   for (uint64_t s = seeds.first + static_cast<uint64_t>(GetParam()); s < seeds.end(); s += kShards) {
-    run_partition(s, 100, minutes(3));
+    run_partition(s, 100, seconds(150));
     if (HasFailure()) {
       std::printf("%s\n", testing::rerun_hint(s, "tests/scale/multidc_run_test", "MultiDc/PartitionHundredUsers.*").c_str());
       return;

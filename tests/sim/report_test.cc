@@ -66,14 +66,18 @@ TEST(RunFiles, RpcHeaderReadsWhatProtobufWrote) {
   req.mutable_request()->set_ticket(std::string(40, 't'));
   req.mutable_request()->set_trace_id(77);
   req.mutable_request()->set_payload(std::string(5000, 'p'));
-  RpcFrameInfo r = classify_rpc_frame(req.SerializeAsString());
+  // RpcFrameInfo::method is a view into the frame: keep the bytes alive while
+  // it is read (ASan caught the test reading a freed temporary).
+  std::string bytes = req.SerializeAsString();
+  RpcFrameInfo r = classify_rpc_frame(bytes);
   EXPECT_EQ(r.kind, RpcFrameInfo::Kind::request);
   EXPECT_EQ(r.call_id, 123456789u);
   EXPECT_EQ(r.method, "kv.Put");
   EXPECT_EQ(r.timeout_ns, 1'500'000'000);
 
   req.mutable_request()->set_timeout_ns(-5);  // an expired budget: ten-byte varint
-  r = classify_rpc_frame(req.SerializeAsString());
+  bytes = req.SerializeAsString();
+  r = classify_rpc_frame(bytes);
   EXPECT_EQ(r.kind, RpcFrameInfo::Kind::request);
   EXPECT_EQ(r.timeout_ns, -5);
 
@@ -82,14 +86,16 @@ TEST(RunFiles, RpcHeaderReadsWhatProtobufWrote) {
   resp.mutable_response()->set_status(rpc::wire::OVERLOADED);
   resp.mutable_response()->set_message("queue full");
   resp.mutable_response()->set_queue_ns(1000);
-  r = classify_rpc_frame(resp.SerializeAsString());
+  bytes = resp.SerializeAsString();
+  r = classify_rpc_frame(bytes);
   EXPECT_EQ(r.kind, RpcFrameInfo::Kind::response);
   EXPECT_EQ(r.call_id, 42u);
   EXPECT_EQ(r.status, rpc::wire::OVERLOADED);
   EXPECT_EQ(rpc_status_name(r.status), "OVERLOADED");
 
   resp.mutable_response()->set_status(rpc::wire::OK);  // proto3: absent on the wire
-  r = classify_rpc_frame(resp.SerializeAsString());
+  bytes = resp.SerializeAsString();
+  r = classify_rpc_frame(bytes);
   EXPECT_EQ(r.kind, RpcFrameInfo::Kind::response);
   EXPECT_EQ(r.status, 0);
 
