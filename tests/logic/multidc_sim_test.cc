@@ -30,15 +30,15 @@ TEST(MultiDcSim, SmallPartitionWithGroupsDeliversOnceAndConverges) {
     }
     OutageRunConfig c;
     c.seed = seed;
-    c.users = 24;
-    c.groups = 4;
+    c.users = 16;
+    c.groups = 3;
     c.group_size = SizeDistribution{3, 8, 1.0};
-    c.duration = seconds(60);
+    c.duration = seconds(45);
     c.zone = "";
     c.rate_per_min = 6;
     c.spec = spec;
     OutageRun run(c);
-    const TimePoint cut = run.traffic_start() + seconds(15), heal = cut + seconds(30);
+    const TimePoint cut = run.traffic_start() + seconds(10), heal = cut + seconds(25);
     FaultId f{};
     run.sim().at(cut, [&] { f = run.sim().faults().partition({{Selector::datacenter("dc1")}, {Selector::datacenter("dc2")}}); });
     run.sim().at(heal, [&] { run.sim().faults().heal(f); });
